@@ -1,0 +1,174 @@
+"""The ``ichbundles`` command line: one sub-command per job; bad input exits 2 with one line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ichbundles import __version__
+
+__all__ = ["main"]
+
+EXIT_BAD_INPUT = 2
+
+
+class BadInputError(Exception):
+    """Bad input found by the command line itself (the library raises its own errors)."""
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from ichbundles.io import read_series
+
+    series = read_series(args.path, series_uid=args.series_uid)
+    summary = series.summary()
+    if args.json:
+        summary["sop_instance_uids"] = list(series.sop_instance_uids)
+        summary["z_mm"] = [round(float(z), 3) for z in series.z_mm]
+        print(json.dumps(summary, indent=2))
+        return 0
+    hu = summary["hu"]
+    z0, z1 = summary["z_range_mm"]
+    spacing = summary["spacing_mm"]
+    gaps = ", ".join(str(g) for g in summary["gaps"]) or "none"
+    lines = [
+        f"source     {summary['source']}",
+        f"study      {summary['study_instance_uid'] or '-'}",
+        f"series     {summary['series_instance_uid']}",
+        f"slices     {' x '.join(map(str, summary['shape']))} ({summary['plane']})",
+        f"spacing    z {spacing[0]:.3f} mm, rows {spacing[1]:.3f} mm, columns {spacing[2]:.3f} mm",
+        f"z range    {z0:.2f} .. {z1:.2f} mm along the slice normal",
+        f"HU         min {hu['min']:.0f}, 1% {hu['p1']:.0f}, median {hu['median']:.0f}, "
+        f"99% {hu['p99']:.0f}, max {hu['max']:.0f}",
+        f"tilt       {summary['tilt_degrees']:.2f} degrees; gaps before slices: {gaps}",
+        f"warnings   {len(summary['warnings'])}",
+    ]
+    lines += [f"  - {warning}" for warning in summary["warnings"]]
+    print("\n".join(lines))
+    return 0
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from ichbundles.data.synthetic import generate_dataset
+
+    if args.scans < 1:
+        raise BadInputError(f"--scans must be at least 1, got {args.scans}")
+    manifest = generate_dataset(
+        args.out,
+        args.scans,
+        size=args.size,
+        seed=args.seed,
+        workers=args.workers,
+        quirks=tuple(args.quirks),
+        thin=args.thin,
+        nifti=args.nifti,
+        layout=args.layout,
+        preview=args.preview,
+        progress=not args.quiet,
+    )
+    print(f"wrote {args.scans} synthetic scans to {args.out} (manifest: {manifest})")
+    if args.preview:
+        print(f"preview: {args.preview}")
+    return 0
+
+
+def _index(args: argparse.Namespace) -> int:
+    from ichbundles.data.index import build_index
+
+    root = Path(args.root)
+    if not root.is_dir():
+        raise BadInputError(f"{root}: not a folder")
+    out = Path(args.out) if args.out else root / "ichbundles_index.parquet"
+    table = build_index(root, out, workers=args.workers, progress=not args.quiet)
+    problems = int((table["problem"] != "").sum())
+    series = table.loc[table["problem"] == "", "series_instance_uid"].nunique()
+    print(f"indexed {len(table)} files ({series} series, {problems} with problems) -> {out}")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ichbundles",
+        description="Intracranial hemorrhage detection on head CT: data, bundles, evaluation.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    inspect = commands.add_parser(
+        "inspect",
+        help="show what read_series sees in a CT series",
+        description="Read a CT series (DICOM folder or file, NIfTI, NRRD, MHA) and show its "
+        "slice order, geometry, HU range and every fix applied or file skipped.",
+    )
+    inspect.add_argument("path", help="DICOM folder or file, or a volume file")
+    inspect.add_argument("--series-uid", help="SeriesInstanceUID to read from a mixed folder")
+    inspect.add_argument("--json", action="store_true", help="print JSON (with per-slice UIDs)")
+    inspect.set_defaults(run=_inspect)
+
+    synth = commands.add_parser(
+        "synth",
+        help="generate synthetic head-CT series with hemorrhages",
+        description="Generate synthetic head CT series (DICOM) with per-slice hemorrhage labels, "
+        "RSNA- and CQ500-format label files, and optional archive quirks.",
+    )
+    synth.add_argument("--out", required=True, type=Path, help="output folder")
+    synth.add_argument("--scans", type=int, default=10, help="number of scans (default 10)")
+    synth.add_argument("--size", type=int, default=256, help="image size in pixels (default 256)")
+    synth.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    synth.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
+    synth.add_argument(
+        "--quirks",
+        nargs="*",
+        default=[],
+        metavar="QUIRK",
+        help="archive quirks to write (or 'all'), e.g. shuffled_names rsna_wrap compressed",
+    )
+    synth.add_argument("--thin", action="store_true", help="thin slices (1-2.5 mm, up to 128)")
+    synth.add_argument("--nifti", action="store_true", help="also write NIfTI volumes")
+    synth.add_argument(
+        "--layout",
+        choices=("folders", "rsna", "cq500"),
+        default="folders",
+        help="folder layout: one folder per series (default), RSNA 2019 or CQ500",
+    )
+    synth.add_argument("--preview", type=Path, help="write a PNG grid of windowed slices")
+    synth.add_argument("--quiet", action="store_true", help="no progress bar")
+    synth.set_defaults(run=_synth)
+
+    index = commands.add_parser(
+        "index",
+        help="build a DICOM header index of a data folder (resumable)",
+        description="Read the headers (no pixel data, no patient data) of every file under a "
+        "folder in parallel and write them as a table; an interrupted run resumes.",
+    )
+    index.add_argument("root", help="data folder, e.g. RSNA stage_2_train/")
+    index.add_argument("--out", help="index file (default ROOT/ichbundles_index.parquet)")
+    index.add_argument("--workers", type=int, default=2, help="parallel processes (default 2)")
+    index.add_argument("--quiet", action="store_true", help="no progress bar")
+    index.set_defaults(run=_index)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (0 success, 2 bad input)."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    from ichbundles.data.labels import LabelError
+    from ichbundles.io import SeriesReadError
+
+    try:
+        return args.run(args)
+    except (SeriesReadError, LabelError, BadInputError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())
