@@ -1,0 +1,18 @@
+"""MONAI-style transforms for head CT: windowing, brain crop and slice resizing."""
+
+from __future__ import annotations
+
+from ichbundles.transforms.brain_crop import BrainCrop, BrainCropd, brain_box
+from ichbundles.transforms.resize import ResizeSlices, ResizeSlicesd
+from ichbundles.transforms.windowing import CTWindow, CTWindowd, resolve_windows
+
+__all__ = [
+    "BrainCrop",
+    "BrainCropd",
+    "CTWindow",
+    "CTWindowd",
+    "ResizeSlices",
+    "ResizeSlicesd",
+    "brain_box",
+    "resolve_windows",
+]
