@@ -56,6 +56,7 @@ class _Slice:
 
     sop_instance_uid: str
     position: np.ndarray
+    instance_number: float
     name: str
     load: Callable[[], np.ndarray]
     params: RescaleParams
@@ -202,6 +203,7 @@ def _single_frame_slices(
             _Slice(
                 sop_instance_uid=image.record["sop_instance_uid"],
                 position=position,
+                instance_number=image.record["instance_number"],
                 name=image.name,
                 load=_file_loader(image.ds),
                 params=rescale_params(image.ds),
@@ -260,6 +262,7 @@ def _multi_frame_slices(image: _Image) -> tuple[list[_Slice], tuple[float, ...]]
             _Slice(
                 sop_instance_uid=image.record["sop_instance_uid"],
                 position=np.array([float(v) for v in plane.ImagePositionPatient]),
+                instance_number=float(index + 1),
                 name=f"{image.name} frame {index + 1}",
                 load=frame_loader(index),
                 params=rescale_params(ds, item(frame, "PixelValueTransformationSequence")),
@@ -290,22 +293,11 @@ def _assemble(
     if not np.all(np.isfinite(positions)):
         raise SeriesReadError(root, "slices without ImagePositionPatient cannot be ordered")
     order, z = order_along_normal(positions, orientation)
-    keep = [int(order[0])]
-    for index, step in zip(order[1:], np.diff(z), strict=True):
-        if step < _DUPLICATE_TOLERANCE_MM:
-            dropped = slices[int(index)]
-            warnings.append(
-                f"dropped duplicate slice {dropped.name} (SOP {dropped.sop_instance_uid}) at the "
-                "position of another"
-            )
-        else:
-            keep.append(int(index))
-
+    keep = _drop_duplicates([slices[i] for i in order], z, warnings)
     hu = np.empty((len(keep), *shape), dtype=np.float32)
     decoded: list[_Slice] = []
     fixes: Counter[str] = Counter()
-    for index in keep:
-        item = slices[index]
+    for item in keep:
         try:
             stored = item.load()
             if stored.shape != shape:
@@ -362,6 +354,31 @@ def _assemble(
         tilt_degrees=tilt,
         gaps=gaps,
     )
+
+
+def _drop_duplicates(ordered: list[_Slice], z: np.ndarray, warnings: list[str]) -> list[_Slice]:
+    """Keep one slice per position: of slices stored twice, the lowest InstanceNumber (archives
+    append re-sent or re-processed copies after the original)."""
+    groups: list[list[_Slice]] = []
+    previous = -np.inf
+    for item, position in zip(ordered, z, strict=True):
+        if position - previous < _DUPLICATE_TOLERANCE_MM:
+            groups[-1].append(item)
+        else:
+            groups.append([item])
+        previous = position
+    kept = []
+    for group in groups:
+        numbers = [s.instance_number if np.isfinite(s.instance_number) else np.inf for s in group]
+        best = group[int(np.argmin(numbers))]
+        kept.append(best)
+        for dropped in group:
+            if dropped is not best:
+                warnings.append(
+                    f"dropped duplicate slice {dropped.name} (SOP {dropped.sop_instance_uid}) "
+                    f"at the position of {best.name}"
+                )
+    return kept
 
 
 def _short(error: Exception) -> str:
