@@ -1,0 +1,147 @@
+"""Plain folders: every axial CT series and NIfTI/NRRD/MHA volume under a root, optional labels."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from pydicom.uid import UID
+
+from ichbundles.data._series import (
+    Series,
+    item_of,
+    labels_mismatch,
+    ordered_series,
+    slice_labelled_items,
+    usable_images,
+)
+from ichbundles.data.index import get_index
+from ichbundles.data.labels import read_rsna_labels, read_scan_labels
+
+__all__ = ["VOLUME_SUFFIXES", "folder_items"]
+
+logger = logging.getLogger(__name__)
+
+#: File endings read as single-file volumes rather than DICOM.
+VOLUME_SUFFIXES: tuple[str, ...] = (".nii", ".nii.gz", ".nrrd", ".mha")
+
+
+def _rejection(series: Series) -> str:
+    """Why a DICOM series is not a scan item ("" when it is one)."""
+    if series["modality"] != "CT":
+        return f"modality {series['modality']!r} is not CT"
+    if series["plane"] != "axial":
+        return f"{series['plane']} slices"
+    return "a single slice" if series["n_slices"] < 2 else ""
+
+
+def _volume_item(root: Path, path: str) -> dict:
+    lower = path.lower()
+    stem = Path(path).name[: -len(next(s for s in VOLUME_SUFFIXES if lower.endswith(s)))]
+    return {
+        "image": str(root / path),
+        "sop_instance_uids": [],
+        "series_instance_uid": stem if UID(stem).is_valid else "",
+        "study_instance_uid": "",
+        "name": path,
+    }
+
+
+def folder_items(
+    root: str | os.PathLike,
+    scan_labels_csv: str | os.PathLike | None = None,
+    slice_labels_csv: str | os.PathLike | None = None,
+    index: str | os.PathLike | pd.DataFrame | None = None,
+    strict: bool = True,
+) -> list[dict]:
+    """Items of every series under ``root``, labelled when label files are given.
+
+    DICOM files are grouped by SeriesInstanceUID; axial CT series with at least two slices
+    become items (others are skipped with a warning). Each NIfTI/NRRD/MHA file is an item of its
+    own whose series UID is its file stem when that is a valid UID.
+
+    Args:
+        root: the data folder.
+        scan_labels_csv: per-scan labels (see :func:`~ichbundles.data.labels.read_scan_labels`),
+            joined on ``series_instance_uid`` or on ``scan_id``/``name`` = the item's ``name``.
+        slice_labels_csv: RSNA-format per-image labels (DICOM only); scan labels are their max
+            unless ``scan_labels_csv`` is given.
+        index: a header index of ``root`` (DataFrame or parquet path); scanned when None.
+        strict: raise on labels without an item or items without labels; else drop them with a
+            warning.
+
+    Returns:
+        DICOM items (by series UID), then volume items (by path). Keys: ``image``,
+        ``sop_instance_uids``, ``series_instance_uid``, ``study_instance_uid``, ``name`` (the
+        top folder under ``root``, or the series UID for files directly in it; the relative
+        path for a volume), plus ``slice_labels`` (S, 6) and ``scan_labels`` (6,) float32 when
+        labels are given.
+
+    Raises:
+        LabelError: with ``strict``, labels and items that do not match.
+    """
+    root = Path(root)
+    frame = get_index(root, index)
+    is_volume = frame["path"].str.lower().str.endswith(VOLUME_SUFFIXES).to_numpy(dtype=bool)
+    series = []
+    for s in ordered_series(usable_images(frame[~is_volume])):
+        reason = _rejection(s)
+        if reason:
+            logger.warning("skipping series %s: %s", s["series_instance_uid"], reason)
+        else:
+            series.append(s)
+    names = [s["folder"] or s["series_instance_uid"] for s in series]
+    volumes = [_volume_item(root, p) for p in sorted(frame.loc[is_volume, "path"])]
+
+    if slice_labels_csv is None:
+        items = [item_of(s, root, n) for s, n in zip(series, names, strict=True)] + volumes
+    else:
+        labels = read_rsna_labels(slice_labels_csv)
+        items = slice_labelled_items(frame, series, names, root, labels, slice_labels_csv, strict)
+        if scan_labels_csv is None:
+            example = volumes[0]["name"] if volumes else ""
+            problem = "volumes cannot take per-slice labels"
+            labels_mismatch(slice_labels_csv, len(volumes), problem, example, strict)
+        else:
+            items += volumes
+    if scan_labels_csv is not None:
+        items = _join_scan_labels(items, scan_labels_csv, root, strict)
+    return items
+
+
+def _join_scan_labels(
+    items: list[dict], labels_csv: str | os.PathLike, root: Path, strict: bool
+) -> list[dict]:
+    labels = read_scan_labels(labels_csv)
+    key = labels.index.name
+    if key == "series_instance_uid":
+        keys = [item["series_instance_uid"] for item in items]
+    else:  # a volume may be named with or without its file ending
+        keys = [_volume_key(item["name"], labels.index) for item in items]
+    found = np.isin(keys, labels.index)
+    example = next((item["name"] for item, f in zip(items, found, strict=True) if not f), "")
+    if strict:  # otherwise each unlabelled scan is reported below
+        problem = f"scans under {root} have no {key} row"
+        labels_mismatch(labels_csv, int((~found).sum()), problem, example, strict)
+    unused = labels.index[~labels.index.isin(keys)]
+    problem = f"label rows match no scan under {root}"
+    labels_mismatch(labels_csv, len(unused), problem, unused[0] if len(unused) else "", strict)
+
+    labelled = []
+    for item, k, f in zip(items, keys, found, strict=True):
+        if f:
+            item["scan_labels"] = labels.loc[k].to_numpy(dtype=np.float32)
+            labelled.append(item)
+        else:
+            logger.warning("skipping %s: no %s row in %s", item["name"], key, labels_csv)
+    return labelled
+
+
+def _volume_key(name: str, known: pd.Index) -> str:
+    for suffix in VOLUME_SUFFIXES:
+        if name.lower().endswith(suffix) and name not in known:
+            return name[: -len(suffix)]
+    return name
