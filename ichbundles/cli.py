@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ichbundles import __version__
+from ichbundles.metrics.cli import add_evaluate_parser
 
 __all__ = ["main"]
 
@@ -150,6 +151,8 @@ def _parser() -> argparse.ArgumentParser:
     index.add_argument("--workers", type=int, default=2, help="parallel processes (default 2)")
     index.add_argument("--quiet", action="store_true", help="no progress bar")
     index.set_defaults(run=_index)
+
+    add_evaluate_parser(commands)
     return parser
 
 
@@ -162,10 +165,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     from ichbundles.data.labels import LabelError
     from ichbundles.io import SeriesReadError
+    from ichbundles.metrics.predictions import PredictionError
 
     try:
         return args.run(args)
-    except (SeriesReadError, LabelError, BadInputError) as error:
+    except (SeriesReadError, LabelError, PredictionError, BadInputError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
 
