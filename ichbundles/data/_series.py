@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 
 from ichbundles.data.labels import LabelError
-from ichbundles.io.geometry import order_along_normal, plane_of, slice_gaps
+from ichbundles.io.geometry import order_along_normal, slice_gaps
+from ichbundles.io.selection import is_localizer, one_per_position, series_kind
 
 __all__ = [
     "Series",
@@ -55,13 +56,16 @@ def _orientation(text: str) -> tuple[float, ...]:
 def ordered_series(images: pd.DataFrame) -> list[Series]:
     """Group image rows by SeriesInstanceUID and order each series along its slice normal.
 
-    Files without a series UID, duplicate SOPInstanceUIDs and files whose orientation differs
-    from the rest of their series are dropped with a warning; so is a series whose geometry
-    cannot be ordered.
+    The slices kept are those :func:`ichbundles.io.read_series` keeps (the rules of
+    :mod:`ichbundles.io.selection`): files without a series UID, duplicate SOPInstanceUIDs,
+    scouts/localizers, files whose orientation differs from the rest of their series and all
+    but the lowest InstanceNumber of slices stored twice at one position are dropped with a
+    warning; so is a series whose geometry cannot be ordered.
 
     Returns:
-        Series dicts sorted by series UID, with ``paths``, ``sop_instance_uids`` and ``z`` in
-        slice order (ascending along the normal).
+        Series dicts sorted by series UID, with ``kind`` (``"axial"`` for an axial CT series,
+        else why not; see :func:`~ichbundles.io.selection.series_kind`), ``paths``,
+        ``sop_instance_uids`` and ``z`` in slice order (ascending along the normal).
     """
     images = images.sort_values(["series_instance_uid", "path"], kind="stable")
     for path in images.loc[images["series_instance_uid"] == "", "path"]:
@@ -83,6 +87,15 @@ def ordered_series(images: pd.DataFrame) -> list[Series]:
 
 def _series(rows: pd.DataFrame, positions: np.ndarray, iops: np.ndarray) -> Series | None:
     uid = rows["series_instance_uid"].iloc[0]
+    image_types = rows["image_type"].astype(str).to_numpy()
+    kind = series_kind(rows["modality"].iloc[0], image_types, [_orientation(text) for text in iops])
+    localizer = np.array([is_localizer(t) for t in image_types], dtype=bool)
+    if localizer.all():
+        logger.warning("skipping series %s: %s", uid, kind)
+        return None
+    for path in rows["path"].to_numpy()[localizer]:
+        logger.warning("skipping %s: scout/localizer image", path)
+    rows, positions, iops = rows[~localizer], positions[~localizer], iops[~localizer]
     iop_text = Counter(iops).most_common(1)[0][0]
     same = iops == iop_text
     for path in rows["path"].to_numpy()[~same]:
@@ -93,11 +106,16 @@ def _series(rows: pd.DataFrame, positions: np.ndarray, iops: np.ndarray) -> Seri
         if not np.isfinite(positions).all():
             raise ValueError("missing ImagePositionPatient")
         order, z = order_along_normal(positions, iop)
-        plane = plane_of(iop)
     except ValueError as error:
         logger.warning("skipping series %s: %s", uid, str(error).splitlines()[0])
         return None
     rows = rows.iloc[order]
+    keep = one_per_position(z, rows["instance_number"].to_numpy(dtype=np.float64))
+    if len(keep) < len(rows):
+        dropped = np.setdiff1d(np.arange(len(rows)), keep)
+        for path in rows["path"].to_numpy()[dropped]:
+            logger.warning("skipping %s: duplicate slice at the position of another", path)
+        rows, z = rows.iloc[keep], z[keep]
     first = rows.iloc[0]
     thickness = rows["slice_thickness"].to_numpy(dtype=np.float64)
     top = first["path"].split("/")
@@ -108,7 +126,7 @@ def _series(rows: pd.DataFrame, positions: np.ndarray, iops: np.ndarray) -> Seri
         "image_type": first["image_type"],
         "series_description": first["series_description"],
         "convolution_kernel": first["convolution_kernel"],
-        "plane": plane,
+        "kind": kind,
         "folder": top[0] if len(top) > 1 else "",
         "paths": rows["path"].tolist(),
         "sop_instance_uids": rows["sop_instance_uid"].tolist(),

@@ -14,6 +14,7 @@ import pandas as pd
 from ichbundles.data._series import Series, item_of, ordered_series, usable_images
 from ichbundles.data.index import get_index
 from ichbundles.data.labels import LabelError, read_cq500_reads
+from ichbundles.io.selection import AXIAL
 
 __all__ = ["SERIES_CHOICES", "cq500_items"]
 
@@ -35,10 +36,8 @@ SERIES_CHOICES: dict[str, Callable[[list[Series]], Series]] = {
 
 def _candidate(series: Series, exclude: re.Pattern) -> str:
     """Why a series cannot represent its study ("" when it can)."""
-    if series["modality"] != "CT":
-        return f"modality {series['modality']!r}"
-    if series["plane"] != "axial":
-        return f"{series['plane']} slices"
+    if series["kind"] != AXIAL:
+        return series["kind"]
     if series["n_slices"] < 2:
         return "a single slice"
     tags = (series["series_description"], series["convolution_kernel"], series["image_type"])

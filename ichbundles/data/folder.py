@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from ichbundles.data._series import (
 )
 from ichbundles.data.index import get_index
 from ichbundles.data.labels import read_rsna_labels, read_scan_labels
+from ichbundles.io.selection import AXIAL, choose_series
 
 __all__ = ["VOLUME_SUFFIXES", "folder_items"]
 
@@ -29,13 +31,26 @@ logger = logging.getLogger(__name__)
 VOLUME_SUFFIXES: tuple[str, ...] = (".nii", ".nii.gz", ".nrrd", ".mha")
 
 
-def _rejection(series: Series) -> str:
-    """Why a DICOM series is not a scan item ("" when it is one)."""
-    if series["modality"] != "CT":
-        return f"modality {series['modality']!r} is not CT"
-    if series["plane"] != "axial":
-        return f"{series['plane']} slices"
-    return "a single slice" if series["n_slices"] < 2 else ""
+def _scan_series(all_series: list[Series]) -> list[Series]:
+    """One series per top folder, as :func:`ichbundles.io.read_series` would read that folder;
+    each series directly under the root is its own scan. Others are skipped with a warning."""
+    by_folder: dict[str, list[Series]] = defaultdict(list)
+    for s in all_series:
+        by_folder[s["folder"] or s["series_instance_uid"]].append(s)
+    chosen = []
+    for members in by_folder.values():
+        kinds = {s["series_instance_uid"]: s["kind"] for s in members}
+        sizes = {s["series_instance_uid"]: s["n_slices"] for s in members}
+        uid = choose_series(kinds, sizes)
+        for s in members:
+            if s["series_instance_uid"] == uid and s["n_slices"] >= 2:
+                chosen.append(s)
+            else:
+                reason = "a single slice" if s["series_instance_uid"] == uid else s["kind"]
+                if s["kind"] == AXIAL and s["series_instance_uid"] != uid:
+                    reason = "its folder holds a larger axial CT series"
+                logger.warning("skipping series %s: %s", s["series_instance_uid"], reason)
+    return sorted(chosen, key=lambda s: s["series_instance_uid"])
 
 
 def _volume_item(root: Path, path: str) -> dict:
@@ -59,8 +74,10 @@ def folder_items(
 ) -> list[dict]:
     """Items of every series under ``root``, labelled when label files are given.
 
-    DICOM files are grouped by SeriesInstanceUID; axial CT series with at least two slices
-    become items (others are skipped with a warning). Each NIfTI/NRRD/MHA file is an item of its
+    DICOM files are grouped by SeriesInstanceUID; each top folder under ``root`` is one scan
+    whose item is the series :func:`ichbundles.io.read_series` reads from it (the axial CT
+    series with the most images, at least two), and each series directly in ``root`` is a scan
+    of its own; other series are skipped with a warning. Each NIfTI/NRRD/MHA file is an item of its
     own whose series UID is its file stem when that is a valid UID.
 
     Args:
@@ -86,13 +103,7 @@ def folder_items(
     root = Path(root)
     frame = get_index(root, index)
     is_volume = frame["path"].str.lower().str.endswith(VOLUME_SUFFIXES).to_numpy(dtype=bool)
-    series = []
-    for s in ordered_series(usable_images(frame[~is_volume])):
-        reason = _rejection(s)
-        if reason:
-            logger.warning("skipping series %s: %s", s["series_instance_uid"], reason)
-        else:
-            series.append(s)
+    series = _scan_series(ordered_series(usable_images(frame[~is_volume])))
     names = [s["folder"] or s["series_instance_uid"] for s in series]
     volumes = [_volume_item(root, p) for p in sorted(frame.loc[is_volume, "path"])]
 

@@ -14,6 +14,7 @@ import shutil
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import pandas as pd
 import pydicom
@@ -41,33 +42,42 @@ _FLOAT = (
     "slice_thickness",
 )
 _BOOL = ("has_pixels", "truncated")
+# (FFFE,E0DD) with length 0, little endian: closes encapsulated pixel data.
+_SEQUENCE_DELIMITER = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
 
 
 def _index_file(root: str, relpath: str) -> dict:
-    """Header record of one file plus whether its uncompressed pixel data is cut short."""
+    """Header record of one file plus whether its pixel data is cut short."""
     path = os.path.join(root, relpath)
     try:
         size = os.path.getsize(path)
         with open(path, "rb") as f:
             ds = pydicom.dcmread(f, stop_before_pixels=True)
             # pydicom rewinds to the start of the PixelData element (or stops at the end).
-            pixel_offset = f.tell()
+            truncated = _is_truncated(ds, size, f.tell(), f)
     except Exception:  # read_header turns every failure into its problem text
         record = read_header(path)
         record["truncated"] = False
     else:
         record = header_record(ds, path, size)
-        record["truncated"] = _is_truncated(ds, size, pixel_offset)
+        record["truncated"] = truncated
     record["path"] = relpath
     return record
 
 
-def _is_truncated(ds: pydicom.Dataset, size: int, pixel_offset: int) -> bool:
-    """Whether the file ends before the end of its uncompressed pixel data."""
+def _is_truncated(ds: pydicom.Dataset, size: int, pixel_offset: int, f: BinaryIO) -> bool:
+    """Whether the file ends before the end of its pixel data.
+
+    Uncompressed pixel data has a known length; encapsulated (compressed) pixel data must end
+    with a Sequence Delimitation Item, the last 8 bytes of a complete file.
+    """
     syntax = getattr(ds, "file_meta", pydicom.Dataset()).get("TransferSyntaxUID")
     rows, columns = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
-    if syntax is None or syntax.is_compressed or syntax.is_deflated or not rows * columns:
-        return False  # encapsulated or deflated pixel data has no fixed length to compare
+    if syntax is None or syntax.is_deflated or not rows * columns or size <= pixel_offset:
+        return False  # deflated data has no fixed length; no pixel data, nothing to cut
+    if syntax.is_encapsulated:
+        f.seek(size - len(_SEQUENCE_DELIMITER))
+        return f.read(len(_SEQUENCE_DELIMITER)) != _SEQUENCE_DELIMITER
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     bits = int(ds.get("BitsAllocated", 16) or 16) * int(ds.get("SamplesPerPixel", 1) or 1)
     expected = (rows * columns * frames * bits + 7) // 8

@@ -11,6 +11,7 @@ import pandas as pd
 from ichbundles.data._series import ordered_series, slice_labelled_items, usable_images
 from ichbundles.data.index import get_index
 from ichbundles.data.labels import read_rsna_labels
+from ichbundles.io.selection import AXIAL
 
 __all__ = ["rsna_items"]
 
@@ -49,12 +50,10 @@ def rsna_items(
     frame = get_index(root, index)
     series = []
     for s in ordered_series(usable_images(frame)):
-        if s["modality"] == "CT":
+        if s["kind"] == AXIAL:
             series.append(s)
         else:
-            logger.warning(
-                "skipping series %s: modality %r is not CT", s["series_instance_uid"], s["modality"]
-            )
+            logger.warning("skipping series %s: %s", s["series_instance_uid"], s["kind"])
 
     names = [s["series_instance_uid"] for s in series]
     return slice_labelled_items(frame, series, names, root, labels, labels_csv, strict)

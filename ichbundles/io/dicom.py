@@ -19,9 +19,16 @@ import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.pixels import pixel_array as decode_pixels
 
-from ichbundles.io.geometry import gantry_tilt_degrees, order_along_normal, plane_of, slice_gaps
+from ichbundles.io.geometry import gantry_tilt_degrees, order_along_normal, slice_gaps
 from ichbundles.io.headers import NotDicomError, dcmread_lenient, header_record
 from ichbundles.io.hounsfield import RescaleParams, rescale_params, stored_to_hu
+from ichbundles.io.selection import (
+    choose_series,
+    is_localizer,
+    one_per_position,
+    orientation_key,
+    series_kind,
+)
 from ichbundles.io.series import CTSeries, SeriesReadError
 
 __all__ = ["list_files", "read_dicom_series"]
@@ -31,9 +38,6 @@ logger = logging.getLogger(__name__)
 # Elements larger than this stay on disk until used: the headers of every file are parsed, but
 # only the chosen series' pixel data is ever read.
 _DEFER_SIZE = "64 KB"
-# Two slices closer than this along the normal (mm) are the same slice stored twice.
-_DUPLICATE_TOLERANCE_MM = 0.01
-_ORIENTATION_DECIMALS = 3
 
 
 @dataclass
@@ -47,7 +51,7 @@ class _Image:
 
     @property
     def orientation_key(self) -> tuple[float, ...]:
-        return tuple(np.round(_iop(self.record), _ORIENTATION_DECIMALS))
+        return orientation_key(_iop(self.record))
 
 
 @dataclass
@@ -124,18 +128,6 @@ def _read_images(files: list[Path], root: Path, warnings: list[str]) -> list[_Im
     return images
 
 
-def _series_kind(members: list[_Image]) -> str:
-    """``"axial"`` for an axial CT series, else why the series is not one."""
-    modality = members[0].record["modality"]
-    if modality != "CT":
-        return f"not CT ({modality or 'no modality'})"
-    images = [m for m in members if "LOCALIZER" not in m.record["image_type"]]
-    if not images:
-        return "scout/localizer"
-    orientation = Counter(m.orientation_key for m in images).most_common(1)[0][0]
-    return plane_of(orientation) if np.all(np.isfinite(orientation)) else "no orientation"
-
-
 def _select_series(
     images: list[_Image], series_uid: str | None, root: Path, warnings: list[str]
 ) -> list[_Image]:
@@ -143,7 +135,14 @@ def _select_series(
     by_series: dict[str, list[_Image]] = defaultdict(list)
     for image in images:
         by_series[image.record["series_instance_uid"]].append(image)
-    kinds = {uid: _series_kind(members) for uid, members in by_series.items()}
+    kinds = {
+        uid: series_kind(
+            members[0].record["modality"],
+            [m.record["image_type"] for m in members],
+            [_iop(m.record) for m in members],
+        )
+        for uid, members in by_series.items()
+    }
 
     def describe(uid: str) -> str:
         return f"series {uid} ({len(by_series[uid])} images, {kinds[uid]})"
@@ -157,8 +156,8 @@ def _select_series(
         if kinds[chosen].startswith("not CT") or kinds[chosen] == "scout/localizer":
             raise SeriesReadError(root, f"{describe(chosen)} is not a CT image series")
     else:
-        axial = sorted(uid for uid, kind in kinds.items() if kind == "axial")
-        if not axial:
+        chosen = choose_series(kinds, {uid: len(members) for uid, members in by_series.items()})
+        if chosen is None:
             if all(kind.startswith("not CT") for kind in kinds.values()):
                 modalities = sorted({m.record["modality"] or "none" for m in images})
                 raise SeriesReadError(
@@ -166,7 +165,6 @@ def _select_series(
                 )
             found = "; ".join(describe(uid) for uid in sorted(by_series))
             raise SeriesReadError(root, f"no axial CT series (found {found})")
-        chosen = max(axial, key=lambda uid: len(by_series[uid]))
     for uid in sorted(by_series):
         if uid != chosen:
             reason = "fewer images" if kinds[uid] == "axial" else "not chosen"
@@ -174,7 +172,7 @@ def _select_series(
 
     kept = []
     for image in by_series[chosen]:
-        if "LOCALIZER" in image.record["image_type"]:
+        if is_localizer(image.record["image_type"]):
             warnings.append(f"skipped {image.name}: scout/localizer image")
         else:
             kept.append(image)
@@ -268,7 +266,7 @@ def _multi_frame_slices(image: _Image) -> tuple[list[_Slice], tuple[float, ...]]
                 params=rescale_params(ds, item(frame, "PixelValueTransformationSequence")),
             )
         )
-    if len({tuple(np.round(o, _ORIENTATION_DECIMALS)) for o in orientations}) > 1:
+    if len({orientation_key(o) for o in orientations}) > 1:
         raise SeriesReadError(image.path, "frames have different orientations")
     return slices, orientations[0]
 
@@ -357,27 +355,16 @@ def _assemble(
 
 
 def _drop_duplicates(ordered: list[_Slice], z: np.ndarray, warnings: list[str]) -> list[_Slice]:
-    """Keep one slice per position: of slices stored twice, the lowest InstanceNumber (archives
-    append re-sent or re-processed copies after the original)."""
-    groups: list[list[_Slice]] = []
-    previous = -np.inf
-    for item, position in zip(ordered, z, strict=True):
-        if position - previous < _DUPLICATE_TOLERANCE_MM:
-            groups[-1].append(item)
-        else:
-            groups.append([item])
-        previous = position
-    kept = []
-    for group in groups:
-        numbers = [s.instance_number if np.isfinite(s.instance_number) else np.inf for s in group]
-        best = group[int(np.argmin(numbers))]
-        kept.append(best)
-        for dropped in group:
-            if dropped is not best:
-                warnings.append(
-                    f"dropped duplicate slice {dropped.name} (SOP {dropped.sop_instance_uid}) "
-                    f"at the position of {best.name}"
-                )
+    """Keep one slice per position (see :func:`~ichbundles.io.selection.one_per_position`)."""
+    keep = one_per_position(z, [s.instance_number for s in ordered])
+    kept = [ordered[i] for i in keep]
+    kept_ids = {id(s) for s in kept}
+    for position, item in zip(z, ordered, strict=True):
+        if id(item) not in kept_ids:
+            warnings.append(
+                f"dropped duplicate slice {item.name} (SOP {item.sop_instance_uid}) stored at "
+                f"z = {position:.2f} mm like another"
+            )
     return kept
 
 

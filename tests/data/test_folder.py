@@ -35,8 +35,9 @@ def test_items_and_skips(tree, caplog) -> None:
     with caplog.at_level(logging.WARNING):
         items = folder_items(root, index=tree["index"])
     by_uid = {i["series_instance_uid"]: i for i in items if i["sop_instance_uids"]}
-    assert set(by_uid) == {tree[k]["series"] for k in ("a", "b", "broken", "loose")}
-    for key, name in (("a", "scanA"), ("b", "scanA"), ("loose", tree["loose"]["series"])):
+    # scanA holds series a (5 slices), b (3) and a scout: like read_series, one item, series a
+    assert set(by_uid) == {tree[k]["series"] for k in ("a", "broken", "loose")}
+    for key, name in (("a", "scanA"), ("loose", tree["loose"]["series"])):
         item = by_uid[tree[key]["series"]]
         assert item["sop_instance_uids"] == tree[key]["sops"]
         assert item["image"] == [str(p) for p in tree[key]["paths"]]
@@ -51,7 +52,9 @@ def test_items_and_skips(tree, caplog) -> None:
         ("vols/brain.nii", ""),
     ]
     assert volumes[0]["image"] == str(root / "vols" / "1.2.3.4.nii.gz")
-    assert f"skipping series {tree['scout']['series']}: coronal slices" in caplog.text
+    assert f"skipping series {tree['scout']['series']}: scout/localizer" in caplog.text
+    larger = "its folder holds a larger axial CT series"
+    assert f"skipping series {tree['b']['series']}: {larger}" in caplog.text
     for path in ("scanA/empty.dcm", "scanA/notes.txt"):
         assert f"skipping {path}" in caplog.text
     assert "nii" not in caplog.text
@@ -63,11 +66,11 @@ def test_scan_labels_join(tree, tmp_path, key) -> None:
     if key == "series_instance_uid":
         rows = {tree[k]["series"]: ones for k in ("a", "b", "broken", "loose")}
         rows["1.2.3.4"] = zeros
-        expected = 5
+        expected = 4  # a, broken, loose and one volume; b is not an item (its row is dropped)
     else:
         rows = {"scanA": ones, "scanC": zeros, tree["loose"]["series"]: ones, "vols/brain": zeros}
         rows["vols/1.2.3.4.nii.gz"] = ones
-        expected = 6
+        expected = 5
     csv = _scan_csv(tmp_path / "scans.csv", key, rows)
     items = folder_items(tree["root"], scan_labels_csv=csv, index=tree["index"], strict=False)
     assert len(items) == expected
