@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ichbundles import __version__
+from ichbundles.data.synthetic import QUIRKS
 from ichbundles.metrics.cli import add_evaluate_parser
 
 __all__ = ["main"]
@@ -55,21 +56,22 @@ def _inspect(args: argparse.Namespace) -> int:
 def _synth(args: argparse.Namespace) -> int:
     from ichbundles.data.synthetic import generate_dataset
 
-    if args.scans < 1:
-        raise BadInputError(f"--scans must be at least 1, got {args.scans}")
-    manifest = generate_dataset(
-        args.out,
-        args.scans,
-        size=args.size,
-        seed=args.seed,
-        workers=args.workers,
-        quirks=tuple(args.quirks),
-        thin=args.thin,
-        nifti=args.nifti,
-        layout=args.layout,
-        preview=args.preview,
-        progress=not args.quiet,
-    )
+    try:
+        manifest = generate_dataset(
+            args.out,
+            args.scans,
+            size=args.size,
+            seed=args.seed,
+            workers=args.workers,
+            quirks=tuple(args.quirks),
+            thin=args.thin,
+            nifti=args.nifti,
+            layout=args.layout,
+            preview=args.preview,
+            progress=not args.quiet,
+        )
+    except ValueError as error:  # the generator's one-line message on bad arguments
+        raise BadInputError(str(error)) from None
     print(f"wrote {args.scans} synthetic scans to {args.out} (manifest: {manifest})")
     if args.preview:
         print(f"preview: {args.preview}")
@@ -77,12 +79,14 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _index(args: argparse.Namespace) -> int:
-    from ichbundles.data.index import build_index
+    from ichbundles.data.index import INDEX_NAME, build_index
 
     root = Path(args.root)
     if not root.is_dir():
         raise BadInputError(f"{root}: not a folder")
-    out = Path(args.out) if args.out else root / "ichbundles_index.parquet"
+    if not any(path.is_file() for path in root.rglob("*")):
+        raise BadInputError(f"{root}: no files to index")
+    out = Path(args.out) if args.out else root / INDEX_NAME
     table = build_index(root, out, workers=args.workers, progress=not args.quiet)
     problems = int((table["problem"] != "").sum())
     series = table.loc[table["problem"] == "", "series_instance_uid"].nunique()
@@ -126,7 +130,8 @@ def _parser() -> argparse.ArgumentParser:
         nargs="*",
         default=[],
         metavar="QUIRK",
-        help="archive quirks to write (or 'all'), e.g. shuffled_names rsna_wrap compressed",
+        choices=(*QUIRKS, "all"),
+        help="archive quirks to write, or 'all': " + ", ".join(QUIRKS),
     )
     synth.add_argument("--thin", action="store_true", help="thin slices (1-2.5 mm, up to 128)")
     synth.add_argument("--nifti", action="store_true", help="also write NIfTI volumes")
@@ -163,6 +168,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:
+        # pydicom logs every damaged file it meets; the reader reports those in its warnings.
+        logging.getLogger("pydicom").setLevel(logging.ERROR)
     from ichbundles.data.labels import LabelError
     from ichbundles.io import SeriesReadError
     from ichbundles.metrics.predictions import PredictionError
@@ -170,6 +178,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.run(args)
     except (SeriesReadError, LabelError, PredictionError, BadInputError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as error:  # paths that cannot be read or written: bad input too
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
 

@@ -52,3 +52,52 @@ def test_console_script_runs(tmp_path):
     )
     assert result.returncode == 2
     assert result.stderr.strip() == f"error: {empty}: empty folder"
+
+
+def _one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("error: ")
+    return err[0]
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragment"),
+    [(["--scans", "0"], "scans"), (["--size", "8"], "size")],
+)
+def test_synth_bad_arguments_exit_2(tmp_path, capsys, extra, fragment):
+    out = tmp_path / "out"
+    assert main(["synth", "--out", str(out), "--quiet", *extra]) == 2
+    assert fragment in _one_error_line(capsys)
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_synth_into_a_file_exits_2(tmp_path, capsys):
+    target = tmp_path / "file.txt"
+    target.write_text("x")
+    assert main(["synth", "--out", str(target / "sub"), "--scans", "1", "--quiet"]) == 2
+    assert "file.txt" in _one_error_line(capsys)
+
+
+def test_synth_then_inspect_and_index(tmp_path, capsys):
+    out = tmp_path / "set"
+    assert main(["synth", "--out", str(out), "--scans", "2", "--size", "64", "--quiet"]) == 0
+    assert "wrote 2 synthetic scans" in capsys.readouterr().out
+    assert main(["inspect", str(out / "dicom" / "scan-0001"), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["shape"][1:] == [64, 64]
+    assert main(["index", str(out / "dicom"), "--quiet"]) == 0
+    assert (out / "dicom" / "ichbundles_index.parquet").is_file()
+    assert "indexed" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("kind", ["missing", "empty", "file"])
+def test_index_bad_root_exits_2(tmp_path, capsys, kind):
+    root = tmp_path / "root"
+    if kind == "empty":
+        root.mkdir()
+    elif kind == "file":
+        root.write_text("x")
+    assert main(["index", str(root), "--quiet"]) == 2
+    assert str(root) in _one_error_line(capsys)
+    assert not (root / "ichbundles_index.parquet").exists()

@@ -9,7 +9,7 @@ order. Header scanning is cached by the resumable index of :func:`build_index`.
 from __future__ import annotations
 
 from ichbundles.data.cq500 import SERIES_CHOICES, cq500_items
-from ichbundles.data.folder import VOLUME_SUFFIXES, folder_items
+from ichbundles.data.folder import folder_items
 from ichbundles.data.index import INDEX_COLUMNS, INDEX_NAME, build_index, get_index, load_index
 from ichbundles.data.labels import (
     LabelError,
@@ -25,7 +25,6 @@ __all__ = [
     "INDEX_COLUMNS",
     "INDEX_NAME",
     "SERIES_CHOICES",
-    "VOLUME_SUFFIXES",
     "LabelError",
     "build_index",
     "cq500_items",

@@ -12,7 +12,7 @@ import pandas as pd
 
 from ichbundles.data.labels import LabelError
 from ichbundles.io.geometry import order_along_normal, slice_gaps
-from ichbundles.io.selection import is_localizer, one_per_position, series_kind
+from ichbundles.io.selection import is_localizer, one_per_position, orientation_key, series_kind
 
 __all__ = [
     "Series",
@@ -96,12 +96,13 @@ def _series(rows: pd.DataFrame, positions: np.ndarray, iops: np.ndarray) -> Seri
     for path in rows["path"].to_numpy()[localizer]:
         logger.warning("skipping %s: scout/localizer image", path)
     rows, positions, iops = rows[~localizer], positions[~localizer], iops[~localizer]
-    iop_text = Counter(iops).most_common(1)[0][0]
-    same = iops == iop_text
+    keys = [orientation_key(_orientation(text)) for text in iops]
+    majority = Counter(keys).most_common(1)[0][0]
+    same = np.array([key == majority for key in keys], dtype=bool)
     for path in rows["path"].to_numpy()[~same]:
         logger.warning("skipping %s: orientation differs from the rest of series %s", path, uid)
     rows, positions = rows[same], positions[same]
-    iop = _orientation(iop_text)
+    iop = _orientation(iops[same][0])
     try:
         if not np.isfinite(positions).all():
             raise ValueError("missing ImagePositionPatient")

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from pydicom.uid import UID
 
 from ichbundles.data._series import (
     Series,
@@ -22,13 +21,11 @@ from ichbundles.data._series import (
 from ichbundles.data.index import get_index
 from ichbundles.data.labels import read_rsna_labels, read_scan_labels
 from ichbundles.io.selection import AXIAL, choose_series
+from ichbundles.io.volume import VOLUME_SUFFIXES, volume_series_uid
 
-__all__ = ["VOLUME_SUFFIXES", "folder_items"]
+__all__ = ["folder_items"]
 
 logger = logging.getLogger(__name__)
-
-#: File endings read as single-file volumes rather than DICOM.
-VOLUME_SUFFIXES: tuple[str, ...] = (".nii", ".nii.gz", ".nrrd", ".mha")
 
 
 def _scan_series(all_series: list[Series]) -> list[Series]:
@@ -54,12 +51,10 @@ def _scan_series(all_series: list[Series]) -> list[Series]:
 
 
 def _volume_item(root: Path, path: str) -> dict:
-    lower = path.lower()
-    stem = Path(path).name[: -len(next(s for s in VOLUME_SUFFIXES if lower.endswith(s)))]
     return {
         "image": str(root / path),
         "sop_instance_uids": [],
-        "series_instance_uid": stem if UID(stem).is_valid else "",
+        "series_instance_uid": volume_series_uid(root / path),
         "study_instance_uid": "",
         "name": path,
     }

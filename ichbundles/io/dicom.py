@@ -120,9 +120,12 @@ def _read_images(files: list[Path], root: Path, warnings: list[str]) -> list[_Im
         except Exception as error:  # damaged files raise many types inside pydicom
             warnings.append(f"skipped {name}: unreadable DICOM ({type(error).__name__})")
             continue
-        if not record["has_pixels"] or "PixelData" not in ds:
-            sop_class = record["sop_class_uid"] or "unknown SOP class"
-            warnings.append(f"skipped {name}: not an image ({sop_class})")
+        if "PixelData" not in ds:
+            if "Rows" in ds:  # an image header whose pixel data never came: cut short
+                warnings.append(f"skipped {name}: no pixel data (truncated file)")
+            else:
+                sop_class = record["sop_class_uid"] or "unknown SOP class"
+                warnings.append(f"skipped {name}: not an image ({sop_class})")
             continue
         images.append(_Image(path, name, ds, record))
     return images

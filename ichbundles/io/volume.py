@@ -16,10 +16,19 @@ from ichbundles.constants import AIR_HU
 from ichbundles.io.geometry import gantry_tilt_degrees, slice_gaps
 from ichbundles.io.series import CTSeries, SeriesReadError
 
-__all__ = ["ITK_SUFFIXES", "NIFTI_SUFFIXES", "read_volume", "volume_suffix"]
+__all__ = [
+    "ITK_SUFFIXES",
+    "NIFTI_SUFFIXES",
+    "VOLUME_SUFFIXES",
+    "read_volume",
+    "volume_series_uid",
+    "volume_suffix",
+]
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 ITK_SUFFIXES = (".nrrd", ".nhdr", ".mha", ".mhd")
+#: Every file ending read as a volume rather than DICOM.
+VOLUME_SUFFIXES = (*NIFTI_SUFFIXES, *ITK_SUFFIXES)
 # The DICOM-like layout every volume is brought to: columns run to the patient's left, rows to
 # posterior, slices to superior (nibabel names axes by where they point to in RAS terms).
 _LPS_AXCODES = ("L", "P", "S")
@@ -30,7 +39,7 @@ _UID_PATTERN = re.compile(r"^[0-9]+(\.[0-9]+)+$")
 def volume_suffix(path: str | os.PathLike) -> str | None:
     """The volume suffix of a path (``.nii.gz``, ``.nrrd``, ...), or None for anything else."""
     name = Path(path).name.lower()
-    for suffix in (*NIFTI_SUFFIXES, *ITK_SUFFIXES):
+    for suffix in VOLUME_SUFFIXES:
         if name.endswith(suffix):
             return suffix
     return None
@@ -58,9 +67,12 @@ def _load_itk(path: Path) -> nib.Nifti1Image:
     return nib.Nifti1Image(np.ascontiguousarray(data), ras_affine)
 
 
-def _series_uid(path: Path, stem: str) -> str:
-    """The file stem when it is a UID (as the synthetic set writes), else one derived from the
-    file's bytes: stable across runs and free of whatever the file name holds."""
+def volume_series_uid(path: str | os.PathLike) -> str:
+    """The series UID of a volume file: its name without the suffix when that is a UID (as the
+    synthetic set writes), else one derived from the file's bytes, stable across runs and free
+    of whatever the file name holds."""
+    path = Path(path)
+    stem = path.name[: -len(volume_suffix(path) or "")] if volume_suffix(path) else path.stem
     if _UID_PATTERN.match(stem) and len(stem) <= 64:
         return stem
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
@@ -109,7 +121,6 @@ def read_volume(path: str | os.PathLike) -> CTSeries:
     positions = origin + np.outer(np.arange(hu.shape[0]), lps[:, 2])
     orientation = (*row_cosine, *column_cosine)
     spacing_z, gaps = slice_gaps(positions @ np.cross(row_cosine, column_cosine))
-    stem = path.name[: -len(suffix)]
     return CTSeries(
         hu=hu,
         spacing=(
@@ -120,7 +131,7 @@ def read_volume(path: str | os.PathLike) -> CTSeries:
         sop_instance_uids=("",) * hu.shape[0],
         positions=positions,
         study_instance_uid="",
-        series_instance_uid=_series_uid(path, stem),
+        series_instance_uid=volume_series_uid(path),
         orientation=tuple(float(v) for v in orientation),
         warnings=[],
         source=str(path),

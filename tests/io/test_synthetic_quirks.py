@@ -83,3 +83,28 @@ def test_every_storage_quirk_and_syntax_was_exercised(quirky_set):
     assert any(not s["signed"] and not s["wrap"] and not s["monochrome1"] for s in storages)
     syntaxes = {scan["quirk_details"]["compressed"]["name"] for scan in scans}
     assert {"RLE Lossless", "JPEG 2000 Image Compression (Lossless Only)"} <= syntaxes
+
+
+def test_monochrome1_agrees_with_itk(quirky_set):
+    """ITK (GDCM) is the independent reference for MONOCHROME1: it reads the same HU."""
+    import itk
+
+    out, scans, _ = quirky_set
+    entry = next(s for s in scans if s["quirk_details"]["storage"]["monochrome1"])
+    series = read_series(out / entry["folder"])
+    # the largest file of the first slice's SOP: the junk quirk also writes a truncated copy
+    first = max(
+        (p for p in (out / entry["folder"]).iterdir() if _sop_of(p) == series.sop_instance_uids[0]),
+        key=lambda p: p.stat().st_size,
+    )
+    reference = itk.array_from_image(itk.imread(str(first), itk.F))[0]
+    np.testing.assert_allclose(series.hu[0], np.maximum(reference, -1024.0), atol=1e-3)
+
+
+def _sop_of(path) -> str:
+    import pydicom
+
+    try:
+        return pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID
+    except Exception:
+        return ""
