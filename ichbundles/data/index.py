@@ -8,6 +8,7 @@ rerun on a finished index reads only new or changed files.
 from __future__ import annotations
 
 import logging
+import math
 import multiprocessing
 import os
 import shutil
@@ -129,6 +130,8 @@ def _scan(
     root: Path, relpaths: list[str], workers: int, chunk_size: int, progress: bool
 ) -> Iterator[list[dict]]:
     """Yield the records of each chunk of files as it finishes, in a pool when ``workers > 1``."""
+    # Small jobs get smaller chunks so that every worker has some (4 chunks each at least).
+    chunk_size = max(1, min(chunk_size, math.ceil(len(relpaths) / (4 * workers))))
     tasks = [(str(root), relpaths[i : i + chunk_size]) for i in range(0, len(relpaths), chunk_size)]
     with tqdm(total=len(relpaths), unit="file", desc="index", disable=not progress) as bar:
         if workers <= 1 or len(tasks) <= 1:
@@ -169,7 +172,8 @@ def build_index(
         out: the parquet file to write; ``<root>/ichbundles_index.parquet`` when None.
         workers: processes reading headers (1 reads in this process). Where the start method
             is spawn or forkserver, call from under ``if __name__ == "__main__":``.
-        chunk_size: files per task and per part file.
+        chunk_size: files per task and per part file at most (smaller when there are few
+            files, so that every worker gets some).
         progress: show a tqdm progress bar.
 
     Returns:
