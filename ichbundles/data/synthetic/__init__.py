@@ -8,15 +8,17 @@ from __future__ import annotations
 
 from .anatomy import Tissue
 from .dicom_writer import WrittenSeries, write_dicom_series, write_series
-from .generate import GENERATOR, LAYOUTS, generate_dataset, scan_seed
+from .generate import GENERATOR, LAYOUTS, MIN_SIZE, generate_dataset, scan_seed
 from .preview import render_preview
-from .quirks import QUIRKS, STORAGE_QUIRKS, UidFactory, available_syntaxes
+from .quirks import QUIRK_CHOICES, QUIRKS, STORAGE_QUIRKS, UidFactory, available_syntaxes
 from .scan import SyntheticScan, make_scan
 
 __all__ = [
     "GENERATOR",
     "LAYOUTS",
+    "MIN_SIZE",
     "QUIRKS",
+    "QUIRK_CHOICES",
     "STORAGE_QUIRKS",
     "SyntheticScan",
     "Tissue",

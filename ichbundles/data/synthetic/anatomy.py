@@ -9,7 +9,7 @@ in-plane rotation and position, so every slice is rendered directly from its DIC
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import IntEnum
 
 import numpy as np
@@ -87,7 +87,9 @@ class HeadParams:
         ventricles: lateral-ventricle size factor (larger = atrophy/age).
         atrophy: 0..1, widens sulci, fissures and the cortical CSF rim.
         sulci: number of sulci around the hemisphere circumference.
-        phases: random phases of the sulcal pattern.
+        phases: random phases of the cerebellar folia pattern.
+        folds: (N, 4) float32 wave vectors (rad/mm) and phases of the random field on the brain
+            surface whose zero set is the cortical sulci (meandering, branching curves).
         pineal, choroid: whether those calcifications are present.
         table: ("flat" | "curved" | "both", gap between occiput and support in mm).
         hu: tissue value table (index = Tissue code).
@@ -106,6 +108,7 @@ class HeadParams:
     choroid: bool
     table: tuple[str, float]
     hu: np.ndarray = field(repr=False)
+    folds: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32), repr=False)
 
 
 def sample_head(rng: np.random.Generator, centre: tuple[float, float, float]) -> HeadParams:
@@ -119,7 +122,7 @@ def sample_head(rng: np.random.Generator, centre: tuple[float, float, float]) ->
     hu[Tissue.CEREBELLUM] = hu[Tissue.GREY] - rng.uniform(0.0, 3.0)
     hu[Tissue.BRAINSTEM] = hu[Tissue.WHITE] + rng.uniform(2.0, 6.0)
     atrophy = float(rng.beta(1.5, 3.0))
-    return HeadParams(
+    head = HeadParams(
         scale=float(rng.uniform(0.85, 1.15)),
         centre=centre,
         rotation=float(np.radians(rng.uniform(-15.0, 15.0))),
@@ -134,6 +137,22 @@ def sample_head(rng: np.random.Generator, centre: tuple[float, float, float]) ->
         table=(str(rng.choice(["flat", "curved", "both"])), float(rng.uniform(2.0, 8.0))),
         hu=hu,
     )
+    return replace(head, folds=_sample_folds(head.phases, head.sulci))
+
+
+def _sample_folds(phases: tuple[float, ...], sulci: int, waves: int = 9) -> np.ndarray:
+    """Wave vectors and phases of the sulcal field, about ``sulci`` sulci around the head.
+
+    Drawn from a generator seeded by ``phases``, so they leave the scan's main random stream
+    (geometry, lesions) as it was.
+    """
+    rng = np.random.default_rng(np.frombuffer(np.asarray(phases, np.float64).tobytes(), np.uint32))
+    # A random wave field crosses zero every ~0.87 wavelengths along a line: this wavelength
+    # gives roughly ``sulci`` sulci around the ~470 mm circumference at the cortex.
+    wavelength = 760.0 / sulci * rng.uniform(0.8, 1.25, waves)
+    k = rng.normal(size=(waves, 3))
+    k *= (2.0 * np.pi / wavelength / np.linalg.norm(k, axis=1))[:, None]
+    return np.column_stack([k, rng.uniform(0.0, 2.0 * np.pi, waves)]).astype(np.float32)
 
 
 @dataclass
@@ -357,6 +376,40 @@ def _sulcal_distance(head: HeadParams, u, v, zs, depth, count: float) -> np.ndar
     return np.abs(pattern - np.round(pattern)) * (np.float32(2.0 * np.pi / count) * radius)
 
 
+def _cortical_sulci(head: HeadParams, u, v, zs, depth) -> tuple[np.ndarray, np.ndarray]:
+    """Distance (mm) to the nearest cortical sulcus and the local sulcal reach (0.6-1.0).
+
+    On 1-D arrays of cortical-shell pixels. Sulci are the zero set of a sum of random plane
+    waves (``head.folds``) evaluated at each point's radial projection onto the cavity surface:
+    on the surface they are meandering, branching curves around gyri; a depth term bends them
+    as they run inwards. The distance is ``|F| / |tangential gradient of F|``, scaled from the
+    surface down to the point's depth. The reach (a fraction of the sulcal depth) varies
+    smoothly so that some sulci are shallower than others.
+    """
+    (cu, cv, cz), (a, b, c) = CAVITY
+    du, dv, dz = u - np.float32(cu), v - np.float32(cv), zs - np.float32(cz)
+    rho = np.sqrt((du / a) ** 2 + (dv / b) ** 2 + (dz / c) ** 2) + np.float32(1e-6)
+    su, sv, sz = du / rho, dv / rho, dz / rho
+    value = np.zeros_like(su)
+    gu, gv, gz = np.zeros_like(su), np.zeros_like(su), np.zeros_like(su)
+    for ku, kv, kz, phase in head.folds:
+        arg = ku * su + kv * sv + kz * sz + phase
+        value += np.sin(arg)
+        cos = np.cos(arg)
+        gu += ku * cos
+        gv += kv * cos
+        gz += kz * cos
+    # ``arg`` is now the last wave's: reuse it for the bend with depth and the reach.
+    value += np.float32(0.7) * np.sin(depth * np.float32(0.3) + arg)
+    reach = np.float32(0.8) + np.float32(0.2) * np.sin(np.float32(0.4) * arg + np.float32(1.0))
+    # Drop the gradient's component along the surface normal (the field is constant along it).
+    nu, nv, nz = su / a**2, sv / b**2, sz / c**2
+    along = (gu * nu + gv * nv + gz * nz) / (nu * nu + nv * nv + nz * nz)
+    slope = np.sqrt((gu - along * nu) ** 2 + (gv - along * nv) ** 2 + (gz - along * nz) ** 2)
+    floor = np.float32(0.25 * np.linalg.norm(head.folds[0, :3]))
+    return np.abs(value) / np.maximum(slope, floor) * rho, reach
+
+
 def _paint_brain(tissue, head, u, v, zs, depth, stem, r_stem) -> tuple[np.ndarray, np.ndarray]:
     """Brain tissues on the cavity's pixels (1-D arrays); returns the CSF and ventricle masks."""
     atrophy = head.atrophy
@@ -369,10 +422,10 @@ def _paint_brain(tissue, head, u, v, zs, depth, stem, r_stem) -> tuple[np.ndarra
     # The sulcal pattern is only evaluated in the cortical shell, where it can matter.
     shell = np.flatnonzero(supra & (depth < sulcus_depth + 3.0))
     d = depth[shell]
-    g = _sulcal_distance(head, u[shell], v[shell], zs[shell], d, float(head.sulci))
-    width = (1.0 + 1.6 * atrophy) * np.clip(1.0 - d / sulcus_depth, 0.0, 1.0)
-    tissue[shell[(g < width / 2.0 + 2.2) & (d < sulcus_depth + 2.0)]] = Tissue.GREY
-    csf[shell[(g < width / 2.0) & (d < sulcus_depth)]] = True
+    g, reach = _cortical_sulci(head, u[shell], v[shell], zs[shell], d)
+    width = (1.0 + 1.6 * atrophy) * np.clip(1.0 - d / (sulcus_depth * reach), 0.0, 1.0)
+    tissue[shell[(g < width / 2.0 + 2.2) & (d < sulcus_depth * reach + 2.0)]] = Tissue.GREY
+    csf[shell[(g < width / 2.0) & (d < sulcus_depth * reach)]] = True
     tissue[_mirrored(u, v, zs, (18.0, 4.0, 27.0), (8.0, 15.0, 9.0)) & supra] = Tissue.DEEP_GREY
     tissue[_mirrored(u, v, zs, (9.0, 15.0, 32.0), (7.0, 10.0, 8.0)) & supra] = Tissue.DEEP_GREY
     tissue[infra] = Tissue.CEREBELLUM

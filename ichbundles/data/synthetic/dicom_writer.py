@@ -14,7 +14,7 @@ import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import UID, CTImageStorage, ExplicitVRLittleEndian, JPEGLosslessSV1
 
-from ichbundles.constants import AIR_HU
+from ichbundles.constants import AIR_HU, WINDOW_PRESETS
 
 from .quirks import UidFactory
 from .scan import HU_RANGE, SyntheticScan
@@ -371,9 +371,15 @@ def write_series(
 
 def _window(rng: np.random.Generator) -> tuple[object, object]:
     """Brain window, sometimes multi-valued (brain + bone) as many scanners write it."""
+    brain, bone = WINDOW_PRESETS["adjacent"][0], WINDOW_PRESETS["adjacent"][2]
     if rng.random() < 0.3:
-        return [40, 600], [80, 2800]
-    return 40, 80
+        return [_ds(brain[0]), _ds(bone[0])], [_ds(brain[1]), _ds(bone[1])]
+    return _ds(brain[0]), _ds(brain[1])
+
+
+def _ds(value: float) -> int | float:
+    """A window value as written: whole numbers without a decimal point (``40``, not ``40.0``)."""
+    return int(value) if float(value).is_integer() else float(value)
 
 
 def _instance_numbers(n: int, quirks: frozenset[str], rng: np.random.Generator) -> np.ndarray:

@@ -17,7 +17,7 @@ from ichbundles import __version__
 from .dicom_writer import WrittenSeries, write_series
 from .preview import preview_tiles, save_grid, select_tiles
 from .quirks import UidFactory, available_syntaxes, expand_quirks, scan_quirks, tilt_for
-from .scan import SyntheticScan, make_scan
+from .scan import MIN_SIZE, SyntheticScan, make_scan
 from .tables import (
     simulate_reads,
     write_atomic,
@@ -26,7 +26,7 @@ from .tables import (
     write_scan_labels_csv,
 )
 
-__all__ = ["GENERATOR", "LAYOUTS", "generate_dataset", "scan_seed"]
+__all__ = ["GENERATOR", "LAYOUTS", "MIN_SIZE", "generate_dataset", "scan_seed"]
 
 #: Generator name and format version recorded in the manifest.
 GENERATOR = "ichbundles.synthetic/1"
@@ -154,6 +154,42 @@ def _write_nifti(scan: SyntheticScan, written: WrittenSeries, folder: Path) -> s
     return path.relative_to(folder.parent).as_posix()
 
 
+def _check_arguments(
+    out: str | os.PathLike,
+    n_scans: int,
+    size: int,
+    quirks: str | tuple[str, ...] | list[str] | frozenset[str],
+    layout: str,
+    preview: str | os.PathLike | None,
+) -> tuple[str, ...]:
+    """Validate ``generate_dataset``'s arguments (one-line errors); returns the quirk names."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; choose from {', '.join(LAYOUTS)}")
+    requested = expand_quirks(quirks)
+    if n_scans < 1:
+        raise ValueError(f"n_scans must be at least 1, got {n_scans}")
+    if size < MIN_SIZE:
+        raise ValueError(f"size must be at least {MIN_SIZE} pixels, got {size}")
+    root = Path(out)
+    if root.exists() and not root.is_dir():
+        raise NotADirectoryError(f"output folder {root} exists and is not a folder")
+    _check_parents(root, f"output folder {root}")
+    if preview is not None:
+        if Path(preview).is_dir():
+            raise IsADirectoryError(f"preview {preview} is a folder; give a PNG file path")
+        _check_parents(Path(preview), f"preview {preview}")
+    return requested
+
+
+def _check_parents(path: Path, what: str) -> None:
+    """Raise NotADirectoryError when a folder above ``path`` exists as a file."""
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise NotADirectoryError(f"cannot create {what}: {parent} is a file")
+            return
+
+
 def generate_dataset(
     out: str | os.PathLike,
     n_scans: int,
@@ -161,7 +197,7 @@ def generate_dataset(
     size: int = 256,
     seed: int = 0,
     workers: int = 1,
-    quirks: tuple[str, ...] | list[str] | frozenset[str] = (),
+    quirks: str | tuple[str, ...] | list[str] | frozenset[str] = (),
     thin: bool = False,
     nifti: bool = False,
     layout: str = "folders",
@@ -177,10 +213,10 @@ def generate_dataset(
     Args:
         out: output folder (created).
         n_scans: number of scans.
-        size: rows and columns of the images.
+        size: rows and columns of the images (at least ``MIN_SIZE``).
         seed: dataset seed.
         workers: processes; 1 renders in this process.
-        quirks: archive quirks to apply (names from ``QUIRKS`` or ``"all"``).
+        quirks: archive quirks to apply (names from ``QUIRK_CHOICES``: ``QUIRKS`` or ``"all"``).
         thin: 1-2.5 mm slices instead of 5 mm.
         nifti: also write ``nifti/<SeriesInstanceUID>.nii.gz``.
         layout: ``"folders"``, ``"rsna"`` (flat ``stage_2_train/``) or ``"cq500"``.
@@ -189,12 +225,14 @@ def generate_dataset(
 
     Returns:
         Path of ``manifest.json``.
+
+    Raises:
+        ValueError: unknown quirk or layout, ``n_scans < 1`` or ``size < MIN_SIZE``.
+        NotADirectoryError: ``out`` (or a folder above it, or above ``preview``) is a file.
+        IsADirectoryError: ``preview`` is a folder.
+        All raised before anything is written.
     """
-    if layout not in LAYOUTS:
-        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
-    if n_scans < 1 or size < 32:
-        raise ValueError("need n_scans >= 1 and size >= 32")
-    requested = expand_quirks(quirks)
+    requested = _check_arguments(out, n_scans, size, quirks, layout, preview)
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
     tasks = [
@@ -227,6 +265,7 @@ def generate_dataset(
     bar.close()
 
     if preview is not None:
+        Path(preview).parent.mkdir(parents=True, exist_ok=True)
         save_grid(select_tiles([t for r in records for t in r["tiles"]]), preview)
     write_labels_csv(root / "labels.csv", records)
     if layout == "rsna":

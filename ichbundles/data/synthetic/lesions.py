@@ -18,9 +18,11 @@ from ichbundles.constants import SUBTYPES
 
 from .anatomy import CAVITY, AnatomyFields, Tissue
 
-__all__ = ["Lesion", "lesion_membership", "sample_lesions"]
+__all__ = ["ACUTE_BLOOD_HU", "Lesion", "blood_hu", "lesion_membership", "sample_lesions"]
 
 _EDGE = 1.0  # mm over which membership goes from 1 to 0
+#: HU range of acute blood; the texture inside a bleed stays within it.
+ACUTE_BLOOD_HU = (50.0, 90.0)
 # Subtype frequencies among bleeds, in SUBTYPES order (subdural and parenchymal most common).
 _WEIGHTS = dict(zip(SUBTYPES, (0.15, 0.25, 0.13, 0.20, 0.27), strict=True))
 _BRAIN = (Tissue.GREY, Tissue.WHITE, Tissue.DEEP_GREY, Tissue.CEREBELLUM, Tissue.BRAINSTEM)
@@ -35,7 +37,7 @@ class Lesion:
         centre: head-frame centre (u, v, z) in mm; for the extra-axial ones a point on the inner
             table.
         size: subtype-specific sizes in mm (extent, thickness, ...).
-        hu: attenuation of the blood.
+        hu: base attenuation of the blood (``blood_hu`` adds its internal texture).
         subtle: small and low-contrast.
         z_range: head-frame z interval outside which the membership is zero.
         side: +1 left, -1 right, 0 both or midline.
@@ -165,6 +167,28 @@ def sample_lesions(rng: np.random.Generator, z_lo: float, z_hi: float) -> list[L
             if extension is not None:
                 lesions.append(extension)
     return lesions
+
+
+def blood_hu(lesion: Lesion, u: np.ndarray, v: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Attenuation of a bleed at head-frame points: ``lesion.hu`` with mild internal texture.
+
+    A smooth random field (plane waves of 5-12 mm wavelength, about +-6 HU; half that for
+    subtle bleeds) plus denser clotted patches (+3 to +7 HU over roughly a third of the
+    volume), clipped to ``ACUTE_BLOOD_HU``. The field is seeded by the lesion's own values,
+    so it is deterministic and leaves the scan's random stream untouched.
+    """
+    key = [int(abs(x) * 1000.0) for x in (*lesion.centre, lesion.hu, *lesion.size)]
+    rng = np.random.default_rng(key)
+    k = rng.normal(size=(6, 3))
+    k *= (2.0 * np.pi / rng.uniform(5.0, 12.0, 6) / np.linalg.norm(k, axis=1))[:, None]
+    k = k.astype(np.float32)
+    phase = rng.uniform(0.0, 2.0 * np.pi, 6).astype(np.float32)
+    waves = [np.sin(u * k[i, 0] + v * k[i, 1] + z * k[i, 2] + phase[i]) for i in range(6)]
+    amplitude = np.float32(1.2 if lesion.subtle else 2.2)
+    texture = amplitude * (waves[0] + waves[1] + waves[2] + waves[3])
+    clot = np.clip((waves[4] + waves[5]) * np.float32(0.6) - np.float32(0.2), 0.0, 1.0)
+    texture += np.float32(rng.uniform(3.0, 7.0)) * clot
+    return np.clip(np.float32(lesion.hu) + texture, *ACUTE_BLOOD_HU).astype(np.float32)
 
 
 def _soft(signed_mm: np.ndarray) -> np.ndarray:

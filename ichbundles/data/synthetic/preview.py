@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -9,13 +10,21 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
-from ichbundles.constants import SUBTYPES
+from ichbundles.constants import SUBTYPES, WINDOW_PRESETS
 
 from .scan import SyntheticScan
 
-__all__ = ["PreviewTile", "preview_tiles", "render_preview", "save_grid", "select_tiles"]
+__all__ = [
+    "BRAIN_WINDOW",
+    "PreviewTile",
+    "preview_tiles",
+    "render_preview",
+    "save_grid",
+    "select_tiles",
+]
 
-_WINDOW = (40.0, 80.0)  # brain window level / width
+#: Window of the preview tiles: the brain window (level, width) of the project's presets.
+BRAIN_WINDOW: tuple[float, float] = WINDOW_PRESETS["adjacent"][0]
 _TILE = 256  # tiles are scaled to this many pixels so the captions stay legible
 
 
@@ -28,9 +37,18 @@ class PreviewTile:
     subtypes: tuple[str, ...]
 
 
+@functools.cache
+def _brain_windower():
+    """The project's ``CTWindow`` for the brain window, built once per process."""
+    # Imported here: it pulls in torch and MONAI, which generate_dataset needs only for previews.
+    from ichbundles.transforms import CTWindow
+
+    return CTWindow([BRAIN_WINDOW])
+
+
 def _windowed(hu: np.ndarray) -> np.ndarray:
-    level, width = _WINDOW
-    return (np.clip((hu - level + width / 2) / width, 0.0, 1.0) * 255.0).astype(np.uint8)
+    """Brain-window slices (..., H, W) in HU into uint8 (0-255) of the same shape."""
+    return (np.asarray(_brain_windower()(hu))[..., 0, :, :] * 255.0).astype(np.uint8)
 
 
 def preview_tiles(scan: SyntheticScan, name: str, max_tiles: int = 4) -> list[PreviewTile]:
@@ -44,11 +62,13 @@ def preview_tiles(scan: SyntheticScan, name: str, max_tiles: int = 4) -> list[Pr
             chosen.setdefault(best, []).append(subtype)
     if not chosen:
         chosen[int(len(scan.hu) * 0.6)] = []
+    picked = sorted(chosen.items())[:max_tiles]
+    images = _windowed(scan.hu[[index for index, _ in picked]])  # one call: torch is costly
     tiles = []
-    for index, found in sorted(chosen.items())[:max_tiles]:
+    for (index, found), image in zip(picked, images, strict=True):
         labels = [SUBTYPES[k] for k in np.flatnonzero(scan.slice_labels[index, :-1])]
         caption = f"{name} #{index}: {', '.join(labels) or 'no bleed'}"
-        tiles.append(PreviewTile(_windowed(scan.hu[index]), caption, tuple(found)))
+        tiles.append(PreviewTile(image, caption, tuple(found)))
     return tiles
 
 

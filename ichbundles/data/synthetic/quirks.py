@@ -18,6 +18,7 @@ from pydicom.uid import (
 __all__ = [
     "COMPRESSED_SYNTAXES",
     "QUIRKS",
+    "QUIRK_CHOICES",
     "STORAGE_QUIRKS",
     "UidFactory",
     "available_syntaxes",
@@ -42,6 +43,9 @@ QUIRKS: tuple[str, ...] = (
     "tilt",
     "junk",
 )
+#: What ``generate_dataset(quirks=...)`` accepts: every quirk name and ``"all"`` (argparse
+#: ``choices``).
+QUIRK_CHOICES: tuple[str, ...] = (*QUIRKS, "all")
 #: Quirks that each define how pixels are stored; they exclude each other, so a scan gets one.
 STORAGE_QUIRKS: tuple[str, ...] = ("rsna_wrap", "unsigned", "slope", "monochrome1", "padding")
 #: Encapsulated transfer syntaxes the ``compressed`` quirk cycles through, per scan.
@@ -55,18 +59,21 @@ COMPRESSED_SYNTAXES: tuple[UID, ...] = (
 _FOLDER_QUIRKS = frozenset({"shuffled_names", "extra_series", "junk"})
 
 
-def expand_quirks(requested: Iterable[str]) -> tuple[str, ...]:
-    """Validate quirk names; ``"all"`` stands for every quirk.
+def expand_quirks(requested: str | Iterable[str]) -> tuple[str, ...]:
+    """Validate quirk names; ``"all"`` stands for every quirk; a single name may be a string.
 
     Raises:
-        ValueError: for an unknown name.
+        ValueError: for an unknown name (one line naming the accepted ones).
     """
-    names = set(requested)
+    names = {requested} if isinstance(requested, str) else set(requested)
+    unknown = sorted(str(n) for n in names - set(QUIRK_CHOICES))
+    if unknown:
+        raise ValueError(
+            f"unknown quirk(s) {', '.join(map(repr, unknown))}; choose from "
+            f"{', '.join(QUIRK_CHOICES)}"
+        )
     if "all" in names:
         return QUIRKS
-    unknown = sorted(names - set(QUIRKS))
-    if unknown:
-        raise ValueError(f"unknown quirk(s) {unknown}; choose from {', '.join(QUIRKS)} or all")
     return tuple(q for q in QUIRKS if q in names)
 
 

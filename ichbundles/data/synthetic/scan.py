@@ -12,14 +12,17 @@ from scipy.ndimage import gaussian_filter
 from ichbundles.constants import ICH_CLASSES, SUBTYPES
 
 from .anatomy import HEAD_TOP, AnatomyFields, HeadParams, Tissue, render_anatomy, sample_head
-from .lesions import Lesion, lesion_membership, sample_lesions
+from .lesions import Lesion, blood_hu, lesion_membership, sample_lesions
 
-__all__ = ["AXIAL", "HU_RANGE", "SyntheticScan", "make_scan"]
+__all__ = ["AXIAL", "HU_RANGE", "MIN_SIZE", "SyntheticScan", "make_scan"]
 
 #: Standard axial ImageOrientationPatient (rows to patient left, columns to posterior).
 AXIAL = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 #: HU range a CT scanner reports (12-bit with intercept -1024).
 HU_RANGE = (-1024.0, 3071.0)
+#: Smallest image size (rows = columns) the phantom supports: below it pixels exceed ~7 mm and
+#: ventricles, sulci and small bleeds vanish.
+MIN_SIZE = 32
 _CHUNK = 8  # slices rendered together: bounds memory at 512 px and keeps arrays cache-friendly
 _MIN_AREA_MM2 = 3.0  # a subtype is present on a slice when its blood covers at least this area
 
@@ -98,7 +101,12 @@ def make_scan(
 
     Returns:
         The scan with HU, labels, geometry and the lesion list.
+
+    Raises:
+        ValueError: ``size`` below ``MIN_SIZE``.
     """
+    if size < MIN_SIZE:
+        raise ValueError(f"size must be at least {MIN_SIZE} pixels, got {size}")
     rng = np.random.default_rng(seed)
     texture_rng = np.random.default_rng([seed, 1])
     head = sample_head(rng, (0.0, 0.0, 0.0))
@@ -202,7 +210,9 @@ def _paint_lesion(
         block[inside] = target
         tissue[inside[oedema >= 0.5]] = Tissue.OEDEMA
     target = block[inside]
-    target += blood * (np.float32(lesion.hu) - target)
+    touched = np.flatnonzero(blood > 0.0)  # the texture only where there is blood
+    hu = blood_hu(lesion, sub.u[touched], sub.v[touched], sub.z[touched])
+    target[touched] += blood[touched] * (hu - target[touched])
     block[inside] = target
     present = np.zeros(block.shape, dtype=bool)
     present[inside[blood >= 0.5]] = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import hashlib
 import re
@@ -9,10 +10,18 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pydicom
 import pytest
 
-from ichbundles.constants import CQ500_READER_COLUMNS, ICH_CLASSES
-from ichbundles.data.synthetic import generate_dataset, make_scan
+from ichbundles.constants import CQ500_READER_COLUMNS, ICH_CLASSES, WINDOW_PRESETS
+from ichbundles.data.synthetic import (
+    LAYOUTS,
+    MIN_SIZE,
+    QUIRK_CHOICES,
+    QUIRKS,
+    generate_dataset,
+    make_scan,
+)
 
 
 def test_labels_cover_exactly_the_written_slices(reader, plain_dataset):
@@ -131,17 +140,91 @@ def test_cq500_layout(tmp_path):
         assert [r["name"] for r in csv.DictReader(f)] == ["CQ500-CT-0", "CQ500-CT-1"]
 
 
+def test_window_tags_come_from_the_presets(reader, plain_dataset):
+    brain, bone = WINDOW_PRESETS["adjacent"][0], WINDOW_PRESETS["adjacent"][2]
+    seen = set()
+    for folder in sorted((plain_dataset / "dicom").iterdir()):
+        for ds in reader.read_images(folder):
+            centre, width = ds.WindowCenter, ds.WindowWidth
+            if isinstance(centre, pydicom.multival.MultiValue):
+                assert [float(c) for c in centre] == [brain[0], bone[0]]
+                assert [float(w) for w in width] == [brain[1], bone[1]]
+                seen.add("multi")
+            else:
+                assert (float(centre), float(width)) == brain
+                seen.add("single")
+    assert seen == {"multi", "single"}
+
+
+def _tree(root: Path) -> list[str]:
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*"))
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"layout": "nested"}, "layout"), ({"quirks": ("bogus",)}, "unknown quirk")],
+    [
+        ({"layout": "nested"}, r"^unknown layout 'nested'; choose from folders, rsna, cq500$"),
+        ({"quirks": ("bogus", "gap")}, r"^unknown quirk\(s\) 'bogus'; choose from .*, junk, all$"),
+        ({"quirks": "bogus"}, r"^unknown quirk\(s\) 'bogus'; choose from "),
+        ({"n_scans": 0}, r"^n_scans must be at least 1, got 0$"),
+        ({"n_scans": -3}, r"^n_scans must be at least 1, got -3$"),
+        ({"size": MIN_SIZE - 1}, rf"^size must be at least {MIN_SIZE} pixels, got {MIN_SIZE - 1}$"),
+    ],
 )
-def test_bad_arguments(tmp_path, kwargs, message):
-    with pytest.raises(ValueError, match=message):
-        generate_dataset(tmp_path, 1, size=32, progress=False, **kwargs)
+def test_bad_arguments_raise_before_writing(tmp_path, kwargs, message):
+    out = tmp_path / "out"
+    arguments = {"n_scans": 1, "size": MIN_SIZE, "progress": False, **kwargs}
+    with pytest.raises(ValueError, match=message) as error:
+        generate_dataset(out, preview=tmp_path / "p.png", **arguments)
+    assert "\n" not in str(error.value)
+    assert _tree(tmp_path) == []
+
+
+def test_out_is_a_file(tmp_path):
+    out = tmp_path / "data"
+    out.write_text("not a folder")
+    with pytest.raises(NotADirectoryError, match="exists and is not a folder") as error:
+        generate_dataset(out, 1, size=MIN_SIZE, progress=False)
+    assert str(out) in str(error.value) and "\n" not in str(error.value)
+    assert _tree(tmp_path) == ["data"] and out.read_text() == "not a folder"
+
+
+def test_out_below_a_file(tmp_path):
+    (tmp_path / "data").write_text("")
+    out = tmp_path / "data" / "synthetic"
+    with pytest.raises(NotADirectoryError, match="is a file") as error:
+        generate_dataset(out, 1, size=MIN_SIZE, progress=False)
+    assert str(tmp_path / "data") in str(error.value) and "\n" not in str(error.value)
+    assert _tree(tmp_path) == ["data"]
+
+
+def test_preview_is_a_folder(tmp_path):
+    (tmp_path / "p.png").mkdir()
+    with pytest.raises(IsADirectoryError, match="is a folder") as error:
+        generate_dataset(tmp_path / "out", 1, size=MIN_SIZE, preview=tmp_path / "p.png")
+    assert str(tmp_path / "p.png") in str(error.value)
+    assert _tree(tmp_path) == ["p.png"]
+
+
+def test_smallest_size_and_single_quirk_string(tmp_path):
+    manifest = generate_dataset(tmp_path, 1, size=MIN_SIZE, quirks="gap", progress=False)
+    assert manifest.is_file()
+    assert "gap" in manifest.read_text()
+
+
+def test_quirk_choices_work_as_argparse_choices():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quirks", nargs="*", choices=QUIRK_CHOICES, default=[])
+    parser.add_argument("--layout", choices=LAYOUTS)
+    assert parser.parse_args(["--quirks", "all", "gap"]).quirks == ["all", "gap"]
+    assert set(QUIRK_CHOICES) == {*QUIRKS, "all"}
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--quirks", "bogus"])
 
 
 def test_preview_png(tmp_path):
     from PIL import Image
 
-    generate_dataset(tmp_path, 3, size=32, seed=0, preview=tmp_path / "p.png", progress=False)
-    assert Image.open(tmp_path / "p.png").size[0] >= 256
+    preview = tmp_path / "previews" / "p.png"  # its folder is created
+    generate_dataset(tmp_path / "set", 3, size=32, seed=0, preview=preview, progress=False)
+    assert Image.open(preview).size[0] >= 256

@@ -8,7 +8,7 @@ from scipy.ndimage import binary_erosion
 
 from ichbundles.constants import SUBTYPES
 from ichbundles.data.synthetic import Tissue, make_scan, render_preview
-from ichbundles.data.synthetic.lesions import sample_lesions
+from ichbundles.data.synthetic.lesions import ACUTE_BLOOD_HU, blood_hu, sample_lesions
 
 
 def test_same_seed_same_scan_other_seed_differs():
@@ -103,3 +103,19 @@ def test_render_preview(tmp_path):
     render_preview([make_scan(s, 48) for s in (0, 4)], path)
     image = Image.open(path)
     assert image.width >= 256 and np.asarray(image).std() > 10
+
+
+def test_blood_has_mild_internal_texture():
+    rng = np.random.default_rng(1)
+    lesions = [les for _ in range(200) for les in sample_lesions(rng, -40.0, 110.0)]
+    grid = np.mgrid[-10:10:0.5, -10:10:0.5, -5:5:1.0].reshape(3, -1).astype(np.float32)
+    for lesion in lesions[:40]:
+        u, v, z = (grid[i] + np.float32(lesion.centre[i]) for i in range(3))
+        hu = blood_hu(lesion, u, v, z)
+        assert hu.dtype == np.float32 and hu.shape == u.shape
+        assert ACUTE_BLOOD_HU[0] <= hu.min() and hu.max() <= ACUTE_BLOOD_HU[1]
+        if not lesion.subtle and 58.0 <= lesion.hu <= 82.0:  # not pressed against the clip
+            assert 1.5 <= hu.std() <= 7.0
+            assert abs(float(np.median(hu)) - lesion.hu) <= 8.0
+        np.testing.assert_array_equal(hu, blood_hu(lesion, u, v, z))  # deterministic
+        assert np.abs(np.diff(hu.reshape(40, 40, 10), axis=0)).max() < 6.0  # smooth at 0.5 mm
