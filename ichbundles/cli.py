@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ichbundles import __version__
-from ichbundles.data.synthetic import QUIRKS
+from ichbundles.data.synthetic import LAYOUTS, MIN_SIZE, QUIRK_CHOICES, QUIRKS
 from ichbundles.metrics.cli import add_evaluate_parser
 
 __all__ = ["main"]
@@ -122,7 +122,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     synth.add_argument("--out", required=True, type=Path, help="output folder")
     synth.add_argument("--scans", type=int, default=10, help="number of scans (default 10)")
-    synth.add_argument("--size", type=int, default=256, help="image size in pixels (default 256)")
+    synth.add_argument(
+        "--size",
+        type=int,
+        default=256,
+        help=f"image size in pixels, {MIN_SIZE} or more (default 256)",
+    )
     synth.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     synth.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
     synth.add_argument(
@@ -130,14 +135,14 @@ def _parser() -> argparse.ArgumentParser:
         nargs="*",
         default=[],
         metavar="QUIRK",
-        choices=(*QUIRKS, "all"),
+        choices=QUIRK_CHOICES,
         help="archive quirks to write, or 'all': " + ", ".join(QUIRKS),
     )
     synth.add_argument("--thin", action="store_true", help="thin slices (1-2.5 mm, up to 128)")
     synth.add_argument("--nifti", action="store_true", help="also write NIfTI volumes")
     synth.add_argument(
         "--layout",
-        choices=("folders", "rsna", "cq500"),
+        choices=LAYOUTS,
         default="folders",
         help="folder layout: one folder per series (default), RSNA 2019 or CQ500",
     )
