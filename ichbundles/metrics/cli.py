@@ -127,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
     from ichbundles.data.labels import LabelError
     from ichbundles.metrics.evaluate import evaluate_files
     from ichbundles.metrics.predictions import PredictionError
-    from ichbundles.metrics.report import format_table, write_outputs
+    from ichbundles.metrics.report import check_out, format_table, write_outputs
 
     for path in (args.labels, args.reads, args.scan_labels):
         if path is not None and not os.path.isfile(path):
@@ -137,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
             raise PredictionError(path, "no such file")
     if args.bins < 1:
         raise PredictionError(args.out, "--bins must be at least 1")
+    check_out(args.out)  # fail before a long evaluation, not after
     evaluation = evaluate_files(
         args.predictions,
         labels=args.labels,

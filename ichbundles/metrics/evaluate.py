@@ -7,6 +7,7 @@ runs as mean and standard deviation.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
@@ -41,10 +42,26 @@ from ichbundles.metrics.threshold import (
     threshold_for_sensitivity,
 )
 
-__all__ = ["SCHEMA", "Evaluation", "evaluate_arrays", "evaluate_files", "summarise_runs"]
+__all__ = [
+    "SCHEMA",
+    "SLICE_CI_NOTE",
+    "Evaluation",
+    "evaluate_arrays",
+    "evaluate_files",
+    "summarise_runs",
+]
+
+logger = logging.getLogger(__name__)
 
 SCHEMA = "ichbundles.metrics/v1"
 LEVELS: tuple[str, ...] = ("slice_level", "scan_level")
+
+#: Said (metrics.json ``auc_ci_method``, report.md, a warning) when slice-level CIs resample
+#: slices: slices of one scan are correlated, so these CIs are too narrow.
+SLICE_CI_NOTE = (
+    "slice-level CIs treat slices as independent (no slice map) and are too narrow; give "
+    "--slice-map (e.g. the 'ichbundles index' parquet) to resample whole scans"
+)
 
 #: Above this many (samples x resamples) the bootstrap is too slow and memory-hungry (RSNA slice
 #: level: 750 k x 1000); AUC CIs then come from the clustered DeLong variance instead.
@@ -330,6 +347,9 @@ def evaluate_files(
     mapping = read_slice_map(slice_map, key) if slice_map is not None else None
     parse_s = time.perf_counter() - t0
 
+    if label_level == "slice" and mapping is None:
+        logger.warning("%s", SLICE_CI_NOTE)
+
     runs: list[dict] = []
     arrays: dict[str, list] = {}
     metric_s = 0.0
@@ -342,6 +362,8 @@ def evaluate_files(
         run: dict = {"predictions": str(path), "layout": layout}
         for level, (y, p, clusters) in pairs.items():
             run[level] = evaluate_arrays(y, p, clusters=clusters, **options)
+            if level == "slice_level" and clusters is None:
+                run[level]["auc_ci_method"] += f"; {SLICE_CI_NOTE}"
             arrays.setdefault(level, []).append((y, p))
         metric_s += time.perf_counter() - t0
         runs.append(run)

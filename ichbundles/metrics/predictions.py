@@ -1,7 +1,7 @@
 """Prediction files: RSNA ``ID,Label`` slice csv, per-scan csv, slice-to-scan maps, aggregation.
 
-The slice reader is vectorised in Arrow because an RSNA-sized file has 4.5 M rows; every check
-names the first offending row so a bad file is fixed in one go.
+The slice reader is the label files' Arrow parser (an RSNA-sized file has 4.5 M rows); every
+check names the first offending row so a bad file is fixed in one go.
 """
 
 from __future__ import annotations
@@ -12,11 +12,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from ichbundles.constants import ICH_CLASSES, NUM_CLASSES
-from ichbundles.data.labels import SCAN_KEY_COLUMNS
+from ichbundles.constants import ICH_CLASSES
+from ichbundles.data.labels import (
+    SCAN_KEY_COLUMNS,
+    check_probabilities,
+    fail_first,
+    parse_id_label,
+    read_header,
+)
 
 __all__ = [
     "PredictionError",
@@ -27,8 +32,6 @@ __all__ = [
     "read_slice_predictions",
 ]
 
-_ID_PATTERN = r"^ID_(?P<key>[^_]+)_(?P<cls>[^_]+)$"
-
 
 class PredictionError(ValueError):
     """A prediction file is malformed or does not match the labels; the message is one line."""
@@ -38,52 +41,20 @@ class PredictionError(ValueError):
 
 
 def _header(path: str | os.PathLike) -> list[str]:
-    try:
-        if os.path.getsize(path) == 0:
-            raise PredictionError(path, "empty file")
-        with open(path, encoding="utf-8-sig") as f:
-            line = f.readline()
-    except OSError as error:
-        raise PredictionError(path, f"cannot read ({error.strerror})") from None
-    except UnicodeDecodeError:
-        raise PredictionError(path, "not a text csv file") from None
-    return [c.strip().strip('"').strip() for c in line.rstrip("\r\n").split(",")]
-
-
-def _numpy(array: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks()
-    return array.to_numpy(zero_copy_only=False)
+    return read_header(path, PredictionError)
 
 
 def _first(path: str | os.PathLike, bad: np.ndarray, ids: np.ndarray | pa.Array, message: str):
     """Raise for the first True of ``bad``; ``message`` may use ``{id}`` and ``{row}``."""
-    if bad.any():
-        row = int(np.argmax(bad))
-        value = ids[row].as_py() if isinstance(ids, pa.Array | pa.ChunkedArray) else ids[row]
-        raise PredictionError(path, message.format(id=value, row=row + 2))
-
-
-def _check_probabilities(
-    path: str | os.PathLike, values: np.ndarray, ids: np.ndarray | pa.Array, what: str
-) -> None:
-    _first(path, np.isnan(values), ids, f"missing or NaN {what} for {{id!r}} at row {{row}}")
-    outside = (values < 0.0) | (values > 1.0)
-    if outside.any():
-        row = int(np.argmax(outside))
-        value = ids[row].as_py() if isinstance(ids, pa.Array | pa.ChunkedArray) else ids[row]
-        raise PredictionError(
-            path,
-            f"{what} {float(values[row])!r} for {value!r} at row {row + 2} is outside [0, 1] "
-            "(probabilities expected, not logits)",
-        )
+    fail_first(path, bad, ids, message, PredictionError)
 
 
 def read_slice_predictions(path: str | os.PathLike) -> pd.DataFrame:
     """Read slice predictions in the RSNA submission format ``ID,Label``.
 
     ``ID`` is ``ID_<SOPInstanceUID>_<class>``. Exact duplicate rows are dropped; rows that give
-    one image and class two different probabilities are an error.
+    one image and class two different probabilities are an error. The parser is the one of the
+    label files, :func:`~ichbundles.data.labels.parse_id_label`.
 
     Returns:
         Frame indexed by :func:`~ichbundles.data.labels.sop_key` (index name ``sop_key``) with one
@@ -94,50 +65,7 @@ def read_slice_predictions(path: str | os.PathLike) -> pd.DataFrame:
             that is missing, NaN, not a number or outside [0, 1], conflicting duplicates, or an
             image lacking some of the six classes.
     """
-    names = _header(path)
-    if names != ["ID", "Label"]:
-        raise PredictionError(path, f"header must be 'ID,Label', got {','.join(names)!r}")
-    options = pacsv.ConvertOptions(column_types={"ID": pa.string(), "Label": pa.float64()})
-    try:
-        table = pacsv.read_csv(path, convert_options=options)
-    except pa.ArrowInvalid as error:
-        raise PredictionError(path, f"unreadable csv ({str(error).splitlines()[0]})") from None
-    if table.num_rows == 0:
-        raise PredictionError(path, "no data rows")
-    ids = table["ID"].combine_chunks()
-    _first(path, _numpy(pc.is_null(ids)), ids, "missing ID at row {row}")
-    # UIDs hold no "_", so the pattern splits key and class unambiguously.
-    parts = pc.extract_regex(ids, _ID_PATTERN)
-    _first(
-        path,
-        _numpy(pc.invert(pc.is_valid(parts))),
-        ids,
-        "malformed ID {id!r} at row {row} (expected ID_<SOPInstanceUID>_<class>)",
-    )
-    codes = pc.index_in(pc.struct_field(parts, "cls"), value_set=pa.array(ICH_CLASSES))
-    _first(path, _numpy(pc.is_null(codes)), ids, "unknown class in {id!r} at row {row}")
-    values = _numpy(pc.fill_null(table["Label"], np.nan)).astype(np.float64, copy=False)
-    _check_probabilities(path, values, ids, "probability")
-
-    encoded = pc.dictionary_encode(pc.struct_field(parts, "key"))
-    keys = encoded.dictionary.to_numpy(zero_copy_only=False)
-    cell = encoded.indices.to_numpy().astype(np.int64) * NUM_CLASSES + _numpy(codes)
-    size = len(keys) * NUM_CLASSES
-    counts = np.bincount(cell, minlength=size)
-    grid = np.full(size, np.nan)
-    grid[cell] = values  # with duplicates one of them wins; the check below makes that safe
-    conflict = grid[cell] != values
-    _first(path, conflict, ids, "conflicting duplicate rows for {id!r} at row {row}")
-    missing = (counts == 0).reshape(-1, NUM_CLASSES)
-    if missing.any():
-        image = int(np.argmax(missing.any(axis=1)))
-        absent = ", ".join(c for c, m in zip(ICH_CLASSES, missing[image], strict=True) if m)
-        raise PredictionError(path, f"image ID_{keys[image]} lacks classes {absent}")
-    return pd.DataFrame(
-        grid.reshape(-1, NUM_CLASSES),
-        index=pd.Index(keys, name="sop_key", dtype=object),
-        columns=list(ICH_CLASSES),
-    )
+    return parse_id_label(path, PredictionError, "probability")
 
 
 def _read_table(path: str | os.PathLike) -> pd.DataFrame:
@@ -182,7 +110,7 @@ def read_scan_predictions(path: str | os.PathLike) -> pd.DataFrame:
         values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
         bad = np.isnan(values) & raw.notna().to_numpy()
         _first(path, bad, keys, f"{cls} value for {{id!r}} at row {{row}} is not a number")
-        _check_probabilities(path, values, keys, cls)
+        check_probabilities(path, values, keys, cls, PredictionError)
         result[cls] = values
     duplicated = result.index.duplicated(keep=False)
     if duplicated.any():

@@ -12,28 +12,23 @@ from pathlib import Path
 
 import numpy as np
 
-from ichbundles.constants import ICH_CLASSES
+from ichbundles.constants import CQ500_READER_COLUMNS, ICH_CLASSES, SUBTYPES
 from ichbundles.metrics.calibration import reliability
-from ichbundles.metrics.evaluate import LEVELS, Evaluation
+from ichbundles.metrics.evaluate import LEVELS, SLICE_CI_NOTE, Evaluation
+from ichbundles.metrics.predictions import PredictionError
 from ichbundles.metrics.roc import roc_curve
 
-__all__ = ["format_table", "render_markdown", "write_outputs"]
+__all__ = ["check_out", "format_table", "render_markdown", "write_outputs"]
 
+# Row names: the CQ500 reader abbreviations ("ICH (any)" for any).
 _SHORT = {
-    "any": "ICH (any)",
-    "intraparenchymal": "IPH",
-    "intraventricular": "IVH",
-    "subarachnoid": "SAH",
-    "subdural": "SDH",
-    "epidural": "EDH",
+    cls: CQ500_READER_COLUMNS[cls] if cls in SUBTYPES else f"{CQ500_READER_COLUMNS[cls]} ({cls})"
+    for cls in ICH_CLASSES
 }
-# Paper 001 Table I order: any first, then the subtypes.
+# Paper 001 Table I order: any first, then the subtypes with epidural last.
 _TABLE_ORDER = (
-    "any",
-    "intraparenchymal",
-    "intraventricular",
-    "subarachnoid",
-    "subdural",
+    *(c for c in ICH_CLASSES if c not in SUBTYPES),
+    *(c for c in SUBTYPES if c != "epidural"),
     "epidural",
 )
 _TITLE = {"slice_level": "Slice level", "scan_level": "Scan level"}
@@ -137,15 +132,20 @@ def render_markdown(metrics: dict) -> str:
 
     for lv in levels:
         level = metrics[lv]
+        auc_method = level["auc_ci_method"].replace(f"; {SLICE_CI_NOTE}", "")
         lines += [
             "",
             f"## {_TITLE[lv]}: diagnostic performance (as Table 2 of paper 004)",
             "",
             f"{level['n']} cases ({level['n_units']} independent units). Percentages with 95% "
-            f"CI; proportions: {level['proportion_ci_method']}; AUROC: {level['auc_ci_method']}"
+            f"CI; proportions: {level['proportion_ci_method']}; AUROC: {auc_method}"
             f"; threshold: {level['threshold_rule']}."
             + (" Figures of the first run." if n_runs > 1 else ""),
             "",
+        ]
+        if SLICE_CI_NOTE in level["auc_ci_method"]:
+            lines += [f"**Note:** {SLICE_CI_NOTE}.", ""]
+        lines += [
             "| Class | Sensitivity | Specificity | Precision | NPV | Accuracy | F1 | AUROC "
             "| Threshold | Pred. Pos | Pred. Neg | Ref. |",
             "|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -250,30 +250,66 @@ def _plots(evaluation: Evaluation, folder: Path) -> None:
         plt.close(fig)
 
 
+def check_out(out: str | os.PathLike) -> Path:
+    """``out`` as a Path after checking it can be an output folder (an existing one is fine).
+
+    Raises:
+        PredictionError: ``out`` or a parent of it is a file.
+    """
+    out = Path(out)
+    for path in (out, *out.parents):
+        if path.exists():
+            if not path.is_dir():
+                what = "output folder" if path == out else f"parent of output folder {out}"
+                raise PredictionError(path, f"{what} is a file, not a folder")
+            break
+    return out
+
+
 def write_outputs(evaluation: Evaluation, out: str | os.PathLike) -> list[Path]:
     """Write ``metrics.json``, ``report.md`` and the PNGs into ``out``, all or nothing.
 
-    Everything is written to a temporary folder beside ``out`` first; a new ``out`` is then one
-    rename, an existing one gets each file replaced atomically.
+    Everything is written to a temporary folder beside ``out`` first; then whole folders are
+    swapped (the old ``out`` renamed away, the new one renamed in, the old one deleted), so
+    ``out`` always holds exactly one run's outputs: files of an earlier run do not survive.
 
     Returns:
         The paths written.
+
+    Raises:
+        PredictionError: ``out`` is a file, or the location is not writable (one line naming
+            the path); nothing is changed then.
     """
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    out = check_out(out)
     try:
-        (tmp / "metrics.json").write_text(
+        out.parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    except OSError as error:
+        raise PredictionError(out, f"cannot write here ({_reason(error)})") from None
+    new, old = work / "new", work / "old"
+    try:
+        new.mkdir()
+        (new / "metrics.json").write_text(
             json.dumps(evaluation.metrics, indent=2, allow_nan=False) + "\n"
         )
-        (tmp / "report.md").write_text(render_markdown(evaluation.metrics))
-        _plots(evaluation, tmp)
-        names = sorted(p.name for p in tmp.iterdir())
-        if out.exists():
-            for name in names:
-                os.replace(tmp / name, out / name)
+        (new / "report.md").write_text(render_markdown(evaluation.metrics))
+        _plots(evaluation, new)
+        names = sorted(p.name for p in new.iterdir())
+        if out.is_dir():
+            os.rename(out, old)
+            try:
+                os.rename(new, out)
+            except OSError:
+                os.rename(old, out)  # put the earlier run back
+                raise
         else:
-            os.replace(tmp, out)
+            os.rename(new, out)
+    except OSError as error:
+        raise PredictionError(out, f"cannot write outputs ({_reason(error)})") from None
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
     return [out / name for name in names]
+
+
+def _reason(error: OSError) -> str:
+    return error.strerror or type(error).__name__

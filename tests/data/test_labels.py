@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from ichbundles.constants import ICH_CLASSES
 from ichbundles.data.labels import (
     LabelError,
+    parse_id_label,
     read_cq500_reads,
     read_rsna_labels,
     read_scan_labels,
@@ -194,3 +195,62 @@ def test_read_scan_labels_errors(tmp_path, text: str, message: str) -> None:
     with pytest.raises(LabelError, match=r"scans\.csv") as error:
         read_scan_labels(path)
     assert message in str(error.value)
+
+
+def test_wrong_kinds_of_label_file_get_short_messages_with_a_hint(tmp_path) -> None:
+    reads = tmp_path / "reads.csv"
+    reads.write_text(_reads([("CQ500-CT-1", [0] * 18)]))
+    with pytest.raises(LabelError) as error:
+        read_rsna_labels(reads)
+    message = str(error.value)
+    assert "header must be 'ID,Label', got 'name,Category,R1:ICH,... (20 in all)'" in message
+    assert message.endswith("; this looks like a CQ500 reads file: use --reads")
+
+    scans = tmp_path / "scans.csv"
+    scans.write_text("scan_id," + ",".join(ICH_CLASSES) + "\ns,0,0,0,0,0,1\n")
+    with pytest.raises(LabelError, match="this looks like a scan-level labels file: use --scan-"):
+        read_rsna_labels(scans)
+
+    rsna = tmp_path / "train.csv"
+    rsna.write_text(HEADER + _rows("a"))
+    for reader in (read_cq500_reads, read_scan_labels):
+        with pytest.raises(LabelError) as error:
+            reader(rsna)
+        assert str(error.value).endswith(
+            "this looks like an RSNA ID,Label labels file: use --labels"
+        )
+        assert "..." in str(error.value) or "needs a key column" in str(error.value)
+    # a CQ500 file given as scan labels has a "name" key but reader columns
+    with pytest.raises(LabelError, match=r"missing columns epidural.*use --reads"):
+        read_scan_labels(reads)
+
+
+def test_other_header_problems_have_no_hint(tmp_path) -> None:
+    path = tmp_path / "x.csv"
+    path.write_text("Id,Label\n" + _rows("a"))
+    with pytest.raises(LabelError) as error:
+        read_rsna_labels(path)
+    assert str(error.value) == f"{path}: header must be 'ID,Label', got 'Id,Label'"
+
+
+@pytest.mark.parametrize("values", ["binary", "probability"])
+def test_parse_id_label_is_the_one_parser(tmp_path, values) -> None:
+    class Custom(ValueError):
+        def __init__(self, path, problem) -> None:
+            super().__init__(f"{path}: {problem}")
+
+    path = tmp_path / "f.csv"
+    path.write_text(HEADER + _rows("a") + _rows("b", (0,) * 6) + _rows("a"))
+    frame = parse_id_label(path, Custom, values)
+    assert list(frame.columns) == list(ICH_CLASSES) and list(frame.index) == ["a", "b"]
+    assert frame.index.name == "sop_key"
+    assert frame.dtypes.unique().tolist() == [np.uint8 if values == "binary" else np.float64]
+    np.testing.assert_array_equal(frame.loc["a"], [0, 1, 0, 0, 0, 1])
+    path.write_text(HEADER + _rows("a").replace("any,1", "any,0.5"))
+    if values == "binary":
+        with pytest.raises(Custom, match=r"value 0\.5 is not 0 or 1 in Label at row 7"):
+            parse_id_label(path, Custom, values)
+    else:
+        assert parse_id_label(path, Custom, values).loc["a", "any"] == 0.5
+    with pytest.raises(ValueError, match="values must be"):
+        parse_id_label(path, Custom, "logit")  # type: ignore[arg-type]

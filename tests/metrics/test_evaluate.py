@@ -9,7 +9,7 @@ from sklearn.metrics import log_loss, roc_auc_score
 
 from ichbundles.constants import CLASS_WEIGHTS, ICH_CLASSES, NUM_CLASSES
 from ichbundles.data.labels import LabelError
-from ichbundles.metrics.evaluate import evaluate_arrays, evaluate_files
+from ichbundles.metrics.evaluate import SLICE_CI_NOTE, evaluate_arrays, evaluate_files
 from ichbundles.metrics.predictions import PredictionError
 
 from .conftest import random_data, write_reads, write_rsna, write_scans
@@ -163,3 +163,27 @@ def test_scan_predictions_cannot_score_slice_labels(slice_files, tmp_path):
     pred = write_scans(tmp_path / "p.csv", ["a"], np.full((1, NUM_CLASSES), 0.5))
     with pytest.raises(PredictionError, match="per-scan predictions"):
         evaluate_files([pred], labels=slice_files["labels"])
+
+
+def test_slice_level_without_map_warns_once_and_says_so(slice_files, tmp_path, caplog):
+    other = write_rsna(tmp_path / "p2.csv", slice_files["keys"], slice_files["p"], 7)
+    with caplog.at_level("WARNING", logger="ichbundles.metrics.evaluate"):
+        metrics = evaluate_files(
+            [slice_files["predictions"], other], labels=slice_files["labels"], n_bootstrap=0
+        ).metrics
+    warnings = [r for r in caplog.records if "treat slices as independent" in r.getMessage()]
+    assert len(warnings) == 1 and "--slice-map" in warnings[0].getMessage()
+    assert metrics["slice_level"]["auc_ci_method"] == f"DeLong; {SLICE_CI_NOTE}"
+    assert all(SLICE_CI_NOTE in run["slice_level"]["auc_ci_method"] for run in metrics["runs"])
+
+
+def test_slice_level_with_map_does_not_warn(slice_files, caplog):
+    with caplog.at_level("WARNING", logger="ichbundles.metrics.evaluate"):
+        metrics = evaluate_files(
+            [slice_files["predictions"]],
+            labels=slice_files["labels"],
+            slice_map=slice_files["slice_map"],
+            n_bootstrap=0,
+        ).metrics
+    assert not caplog.records
+    assert metrics["slice_level"]["auc_ci_method"] == "DeLong clustered by scan (Obuchowski)"

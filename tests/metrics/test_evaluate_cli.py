@@ -130,3 +130,59 @@ def test_main_exits_2_with_one_line(slice_files, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "outside [0, 1]" in err and "\n" not in err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    ("kind", "hint"),
+    [
+        ("reads", "this looks like a CQ500 reads file: use --reads"),
+        ("scans", "this looks like a scan-level labels file: use --scan-labels"),
+    ],
+)
+def test_wrong_label_kind_gives_a_short_hint(slice_files, tmp_path, kind, hint):
+    from .conftest import random_data, write_reads, write_scans
+
+    y, _ = random_data(8, 0)
+    names = [f"CQ500-CT-{i}" for i in range(8)]
+    wrong = (write_reads if kind == "reads" else write_scans)(tmp_path / "wrong.csv", names, y)
+    args = _parse(
+        [
+            "--predictions",
+            str(slice_files["predictions"]),
+            "--labels",
+            str(wrong),
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
+    with pytest.raises(LabelError) as info:
+        args.run(args)
+    message = str(info.value)
+    assert message.startswith(str(wrong)) and "header must be 'ID,Label'" in message
+    assert message.endswith(hint) and "\n" not in message
+    assert len(message) < len(str(wrong)) + 180  # not all 43 reads.csv columns
+    assert not (tmp_path / "o").exists()
+
+
+def test_out_that_is_a_file_fails_before_evaluating(slice_files, tmp_path, monkeypatch):
+    from ichbundles.metrics import evaluate
+
+    def never(*args, **kwargs):
+        raise AssertionError("evaluated although --out is a file")
+
+    monkeypatch.setattr(evaluate, "evaluate_files", never)
+    out = tmp_path / "taken"
+    out.write_text("x")
+    args = _parse(
+        [
+            "--predictions",
+            str(slice_files["predictions"]),
+            "--labels",
+            str(slice_files["labels"]),
+            "--out",
+            str(out),
+        ]
+    )
+    with pytest.raises(PredictionError, match="output folder is a file, not a folder"):
+        args.run(args)
+    assert out.read_text() == "x"
