@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.pixels import pixel_array as decode_pixels
+from pydicom.uid import UID
 
 from ichbundles.io.geometry import gantry_tilt_degrees, order_along_normal, slice_gaps
 from ichbundles.io.headers import NotDicomError, dcmread_lenient, header_record
@@ -25,8 +26,8 @@ from ichbundles.io.hounsfield import RescaleParams, rescale_params, stored_to_hu
 from ichbundles.io.selection import (
     choose_series,
     is_localizer,
-    one_per_position,
     orientation_key,
+    position_groups,
     series_kind,
 )
 from ichbundles.io.series import CTSeries, SeriesReadError
@@ -121,8 +122,9 @@ def _read_images(files: list[Path], root: Path, warnings: list[str]) -> list[_Im
             warnings.append(f"skipped {name}: unreadable DICOM ({type(error).__name__})")
             continue
         if "PixelData" not in ds:
-            if "Rows" in ds:  # an image header whose pixel data never came: cut short
-                warnings.append(f"skipped {name}: no pixel data (truncated file)")
+            # an image (by its header or SOP class) whose pixel data never came: cut short
+            if "Rows" in ds or "Image Storage" in UID(record["sop_class_uid"]).name:
+                warnings.append(f"skipped {name}: no pixel data (truncated or damaged file)")
             else:
                 sop_class = record["sop_class_uid"] or "unknown SOP class"
                 warnings.append(f"skipped {name}: not an image ({sop_class})")
@@ -294,24 +296,33 @@ def _assemble(
     if not np.all(np.isfinite(positions)):
         raise SeriesReadError(root, "slices without ImagePositionPatient cannot be ordered")
     order, z = order_along_normal(positions, orientation)
-    keep = _drop_duplicates([slices[i] for i in order], z, warnings)
-    hu = np.empty((len(keep), *shape), dtype=np.float32)
+    ordered = [slices[i] for i in order]
+    groups = position_groups(z, [s.instance_number for s in ordered])
+
+    hu = np.empty((len(groups), *shape), dtype=np.float32)
     decoded: list[_Slice] = []
     fixes: Counter[str] = Counter()
-    for item in keep:
-        try:
-            stored = item.load()
-            if stored.shape != shape:
-                raise ValueError(f"decoded shape {stored.shape} is not {shape}")
-            fixes["padding pixels"] += stored_to_hu(stored, item.params, out=hu[len(decoded)])
-        except SeriesReadError:
-            raise
-        except Exception as error:  # truncated or undecodable pixel data
-            warnings.append(f"skipped {item.name}: pixel data unreadable ({_short(error)})")
-            continue
-        fixes["RSNA BitsStored-12 wrap"] += item.params.rsna_wrap
-        fixes["MONOCHROME1 inversion"] += item.params.monochrome1
-        decoded.append(item)
+    for group in groups:
+        # the preferred copy of a slice stored twice, or the next one when it cannot be decoded
+        candidates = [ordered[i] for i in group]
+        for rank, item in enumerate(candidates):
+            try:
+                stored = item.load()
+                if stored.shape != shape:
+                    raise ValueError(f"decoded shape {stored.shape} is not {shape}")
+                fixes["padding pixels"] += stored_to_hu(stored, item.params, out=hu[len(decoded)])
+            except Exception as error:  # truncated or undecodable pixel data
+                warnings.append(f"skipped {item.name}: pixel data unreadable ({_short(error)})")
+                continue
+            fixes["RSNA BitsStored-12 wrap"] += item.params.rsna_wrap
+            fixes["MONOCHROME1 inversion"] += item.params.monochrome1
+            decoded.append(item)
+            for duplicate in candidates[rank + 1 :]:
+                warnings.append(
+                    f"dropped duplicate slice {duplicate.name} (SOP {duplicate.sop_instance_uid})"
+                    f" stored at the position of {item.name}"
+                )
+            break
     if not decoded:
         raise SeriesReadError(root, f"no readable pixel data ({warnings[-1].split(': ', 1)[-1]})")
     hu = hu[: len(decoded)]
@@ -355,20 +366,6 @@ def _assemble(
         tilt_degrees=tilt,
         gaps=gaps,
     )
-
-
-def _drop_duplicates(ordered: list[_Slice], z: np.ndarray, warnings: list[str]) -> list[_Slice]:
-    """Keep one slice per position (see :func:`~ichbundles.io.selection.one_per_position`)."""
-    keep = one_per_position(z, [s.instance_number for s in ordered])
-    kept = [ordered[i] for i in keep]
-    kept_ids = {id(s) for s in kept}
-    for position, item in zip(z, ordered, strict=True):
-        if id(item) not in kept_ids:
-            warnings.append(
-                f"dropped duplicate slice {item.name} (SOP {item.sop_instance_uid}) stored at "
-                f"z = {position:.2f} mm like another"
-            )
-    return kept
 
 
 def _short(error: Exception) -> str:

@@ -21,6 +21,7 @@ __all__ = [
     "is_localizer",
     "one_per_position",
     "orientation_key",
+    "position_groups",
     "series_kind",
 ]
 
@@ -76,23 +77,29 @@ def choose_series(kinds: Mapping[str, str], sizes: Mapping[str, int]) -> str | N
     return max(axial, key=lambda uid: sizes[uid]) if axial else None
 
 
-def one_per_position(z_sorted: np.ndarray, instance_numbers: np.ndarray) -> np.ndarray:
-    """Indices of the slices to keep when some share a position.
+def position_groups(z_sorted: np.ndarray, instance_numbers: np.ndarray) -> list[np.ndarray]:
+    """Group slices that share a position, each group in order of preference.
 
-    Of slices closer than :data:`DUPLICATE_TOLERANCE_MM` along the normal, the one with the
-    lowest InstanceNumber is kept (archives append re-sent or re-processed copies after the
-    original); missing numbers count as highest.
+    Slices closer than :data:`DUPLICATE_TOLERANCE_MM` along the normal are one slice stored
+    more than once. The lowest InstanceNumber comes first (archives append re-sent or
+    re-processed copies after the original); missing numbers count as highest; ties keep the
+    input order.
 
     Args:
         z_sorted: slice positions along the normal, ascending.
         instance_numbers: InstanceNumber of each slice, same order (NaN when missing).
+
+    Returns:
+        One index array per position, ascending in z.
     """
     z_sorted = np.asarray(z_sorted, dtype=np.float64)
     numbers = np.nan_to_num(np.asarray(instance_numbers, dtype=np.float64), nan=np.inf)
-    group = np.cumsum(np.r_[True, np.diff(z_sorted) >= DUPLICATE_TOLERANCE_MM])
-    keep = [
-        int(members[np.argmin(numbers[members])])
-        for members in np.split(np.arange(len(z_sorted)), np.flatnonzero(np.diff(group)) + 1)
-        if len(members)
-    ]
-    return np.asarray(keep, dtype=np.intp)
+    starts = np.flatnonzero(np.r_[True, np.diff(z_sorted) >= DUPLICATE_TOLERANCE_MM])
+    groups = np.split(np.arange(len(z_sorted)), starts[1:])
+    return [g[np.argsort(numbers[g], kind="stable")] for g in groups if len(g)]
+
+
+def one_per_position(z_sorted: np.ndarray, instance_numbers: np.ndarray) -> np.ndarray:
+    """Indices of the preferred slice at each position (see :func:`position_groups`)."""
+    groups = position_groups(z_sorted, instance_numbers)
+    return np.asarray([g[0] for g in groups], dtype=np.intp)

@@ -231,3 +231,16 @@ def test_no_patient_data_in_result(pydicom_file):
 def _write(path, data: bytes):
     path.write_bytes(data)
     return path
+
+
+def test_truncated_copy_listed_first_does_not_replace_its_original(ct5n):
+    """A cut-short copy of a slice (same SOP, position and InstanceNumber) met before the
+    original: the reader falls back to the intact copy instead of losing the slice."""
+    expected = read_series(ct5n)
+    original = sorted(ct5n.iterdir())[0]
+    data = original.read_bytes()
+    (ct5n / "0-truncated").write_bytes(data[: len(data) - 100])
+    series = read_series(ct5n)
+    assert series.sop_instance_uids == expected.sop_instance_uids
+    np.testing.assert_array_equal(series.hu, expected.hu)
+    assert any("0-truncated" in w for w in series.warnings)
