@@ -24,6 +24,7 @@ __all__ = [
     "read_header",
     "read_rsna_labels",
     "read_scan_labels",
+    "read_small_csv",
     "rsna_id",
     "sop_key",
 ]
@@ -54,19 +55,24 @@ def rsna_id(sop_instance_uid: str, cls: str) -> str:
     return f"ID_{sop_key(sop_instance_uid)}_{cls}"
 
 
-def _read_csv(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a small label csv as strings (blank cells missing), with one-line errors."""
+def read_small_csv(path: str | os.PathLike, error: type[ValueError] = LabelError) -> pd.DataFrame:
+    """Read a small csv (scan labels, reads, scan predictions) as strings, blank cells missing.
+
+    Raises:
+        error: (one line naming the file) for an empty file, a file that is not csv, or one
+            with no data rows.
+    """
     if os.path.getsize(path) == 0:
-        raise LabelError(path, "empty file")
+        raise error(path, "empty file")
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
     except pd.errors.EmptyDataError:
-        raise LabelError(path, "empty file") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as error:
-        raise LabelError(path, f"not a csv file ({type(error).__name__})") from None
+        raise error(path, "empty file") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise error(path, f"not a csv file ({type(exc).__name__})") from None
     frame.columns = [str(c).strip() for c in frame.columns]
     if frame.empty:
-        raise LabelError(path, "no data rows")
+        raise error(path, "no data rows")
     return frame
 
 
@@ -335,7 +341,7 @@ def read_cq500_reads(path: str | os.PathLike) -> pd.DataFrame:
     Raises:
         LabelError: missing ``name`` or reader columns, values not 0/1, conflicting rows.
     """
-    frame = _read_csv(path)
+    frame = read_small_csv(path)
     needed = ["name"] + [f"{r}:{c}" for c in CQ500_READER_COLUMNS.values() for r in _READERS]
     absent = [c for c in needed if c not in frame.columns]
     if absent:
@@ -364,7 +370,7 @@ def read_scan_labels(path: str | os.PathLike) -> pd.DataFrame:
     Raises:
         LabelError: no key column, missing class columns, values not 0/1, conflicting rows.
     """
-    frame = _read_csv(path)
+    frame = read_small_csv(path)
     key = next((c for c in SCAN_KEY_COLUMNS if c in frame.columns), None)
     if key is None:
         hint = _kind_hint(list(frame.columns), "scan-labels")

@@ -21,6 +21,7 @@ from ichbundles.data.labels import (
     fail_first,
     parse_id_label,
     read_header,
+    read_small_csv,
 )
 
 __all__ = [
@@ -68,19 +69,6 @@ def read_slice_predictions(path: str | os.PathLike) -> pd.DataFrame:
     return parse_id_label(path, PredictionError, "probability")
 
 
-def _read_table(path: str | os.PathLike) -> pd.DataFrame:
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
-    except pd.errors.EmptyDataError:
-        raise PredictionError(path, "empty file") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as error:
-        raise PredictionError(path, f"not a csv file ({type(error).__name__})") from None
-    frame.columns = [str(c).strip() for c in frame.columns]
-    if frame.empty:
-        raise PredictionError(path, "no data rows")
-    return frame
-
-
 def read_scan_predictions(path: str | os.PathLike) -> pd.DataFrame:
     """Read per-scan predictions: a key column and one probability column per class.
 
@@ -95,7 +83,7 @@ def read_scan_predictions(path: str | os.PathLike) -> pd.DataFrame:
             NaN, not a number or outside [0, 1], or conflicting rows for one scan.
     """
     _header(path)
-    frame = _read_table(path)
+    frame = read_small_csv(path, PredictionError)
     key = next((c for c in SCAN_KEY_COLUMNS if c in frame.columns), None)
     if key is None:
         raise PredictionError(path, f"needs a key column, one of {', '.join(SCAN_KEY_COLUMNS)}")
