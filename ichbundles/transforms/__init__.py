@@ -1,8 +1,9 @@
-"""MONAI-style transforms for head CT: windowing, brain crop and slice resizing."""
+"""MONAI-style transforms for head CT: loading, windowing, brain crop and slice resizing."""
 
 from __future__ import annotations
 
 from ichbundles.transforms.brain_crop import BrainCrop, BrainCropd, brain_box
+from ichbundles.transforms.load import LoadCTSeries, LoadCTSeriesd
 from ichbundles.transforms.resize import ResizeSlices, ResizeSlicesd
 from ichbundles.transforms.windowing import CTWindow, CTWindowd, resolve_windows
 
@@ -11,6 +12,8 @@ __all__ = [
     "BrainCropd",
     "CTWindow",
     "CTWindowd",
+    "LoadCTSeries",
+    "LoadCTSeriesd",
     "ResizeSlices",
     "ResizeSlicesd",
     "brain_box",
