@@ -21,7 +21,7 @@ import pandas as pd
 import pydicom
 from tqdm.auto import tqdm
 
-from ichbundles.io.headers import HEADER_FIELDS, header_record, read_header
+from ichbundles.io.headers import HEADER_FIELDS, header_record, quiet_pydicom, read_header
 
 __all__ = ["INDEX_COLUMNS", "INDEX_NAME", "build_index", "get_index", "load_index"]
 
@@ -52,16 +52,15 @@ def _index_file(root: str, relpath: str) -> dict:
     path = os.path.join(root, relpath)
     try:
         size = os.path.getsize(path)
-        with open(path, "rb") as f:
+        with open(path, "rb") as f, quiet_pydicom():
             ds = pydicom.dcmread(f, stop_before_pixels=True)
             # pydicom rewinds to the start of the PixelData element (or stops at the end).
             truncated = _is_truncated(ds, size, f.tell(), f)
+            record = header_record(ds, path, size)  # values are converted (and checked) here
     except Exception:  # read_header turns every failure into its problem text
         record = read_header(path)
-        record["truncated"] = False
-    else:
-        record = header_record(ds, path, size)
-        record["truncated"] = truncated
+        truncated = False
+    record["truncated"] = truncated
     record["path"] = relpath
     return record
 

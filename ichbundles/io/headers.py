@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import os
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
-__all__ = ["HEADER_FIELDS", "NotDicomError", "dcmread_lenient", "header_record", "read_header"]
+__all__ = [
+    "HEADER_FIELDS",
+    "NotDicomError",
+    "dcmread_lenient",
+    "header_record",
+    "quiet_pydicom",
+    "read_header",
+]
 
 #: Columns of a header record, in order. Only UIDs, geometry and technical tags: no patient data.
 HEADER_FIELDS: tuple[str, ...] = (
@@ -132,6 +142,18 @@ def _enhanced_first_frame_geometry(
     return ipp, iop, spacing, thickness
 
 
+@contextmanager
+def quiet_pydicom() -> Iterator[None]:
+    """Silence pydicom's warnings about non-conformant values while reading.
+
+    Archives are full of them (RSNA 2019's ``ID_...`` UIDs alone would give 750,000); what
+    matters to a reader is reported in its own warnings.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        yield
+
+
 class NotDicomError(ValueError):
     """The file is not DICOM (no preamble and nothing that parses as a DICOM image header)."""
 
@@ -173,11 +195,12 @@ def read_header(path: str | os.PathLike) -> dict:
         if size == 0:
             record["problem"] = "empty file (0 bytes)"
             return record
-        ds = dcmread_lenient(path, stop_before_pixels=True)
+        with quiet_pydicom():
+            ds = dcmread_lenient(path, stop_before_pixels=True)
+            return header_record(ds, Path(path), size)
     except NotDicomError:
         record["problem"] = "not a DICOM file"
         return record
     except Exception as error:  # pydicom raises many types on damaged files
         record["problem"] = f"unreadable DICOM header ({type(error).__name__})"
         return record
-    return header_record(ds, Path(path), size)

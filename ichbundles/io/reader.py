@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 from ichbundles.io.dicom import read_dicom_series
+from ichbundles.io.headers import quiet_pydicom
 from ichbundles.io.series import CTSeries
 from ichbundles.io.volume import read_volume, volume_suffix
 
@@ -34,7 +34,5 @@ def read_series(
     """
     if isinstance(path, (str, os.PathLike)) and volume_suffix(path) and Path(path).is_file():
         return read_volume(path)
-    with warnings.catch_warnings():
-        # pydicom warns about every non-conformant value; what matters is reported by the reader.
-        warnings.simplefilter("ignore", UserWarning)
+    with quiet_pydicom():
         return read_dicom_series(path, series_uid)

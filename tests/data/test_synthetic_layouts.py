@@ -85,3 +85,19 @@ def test_folder_layout_with_every_quirk_agrees_with_read_series(tmp_path):
         np.testing.assert_array_equal(from_folder.hu, from_item.hu)
         assert item["slice_labels"].shape == (from_item.n_slices, len(ICH_CLASSES))
         np.testing.assert_array_equal(item["slice_labels"].max(axis=0), item["scan_labels"])
+
+
+def test_rsna_style_uids_raise_no_pydicom_warnings(rsna_set, tmp_path):
+    """RSNA's ``ID_...`` UIDs are not valid DICOM UIDs; 750,000 of them must not flood the log."""
+    import warnings
+
+    from ichbundles.data import build_index
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        index = build_index(
+            rsna_set / "stage_2_train", tmp_path / "i.parquet", workers=1, progress=False
+        )
+        items = rsna_items(rsna_set / "stage_2_train", rsna_set / "stage_2_train.csv", index=index)
+        read_series(items[0]["image"])
+    assert len(items) == 3
