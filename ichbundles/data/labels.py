@@ -21,7 +21,7 @@ __all__ = [
     "fail_first",
     "parse_id_label",
     "read_cq500_reads",
-    "read_header",
+    "read_csv_header",
     "read_rsna_labels",
     "read_scan_labels",
     "read_small_csv",
@@ -170,7 +170,7 @@ def parse_id_label(
     if values not in ("binary", "probability"):
         raise ValueError(f"values must be 'binary' or 'probability', got {values!r}")
     binary = values == "binary"
-    names = read_header(path, error)
+    names = read_csv_header(path, error)
     if names != ["ID", "Label"]:
         problem = f"header must be 'ID,Label', got {_shorten(names, ',')!r}"
         raise error(path, problem + (_kind_hint(names, "labels") if binary else ""))
@@ -215,7 +215,7 @@ def parse_id_label(
     )
 
 
-def read_header(path: str | os.PathLike, error: type[ValueError] = LabelError) -> list[str]:
+def read_csv_header(path: str | os.PathLike, error: type[ValueError] = LabelError) -> list[str]:
     """Column names of a csv's first line (stripped, unquoted), without reading the rest.
 
     Raises:

@@ -20,7 +20,7 @@ from ichbundles.data.labels import (
     check_probabilities,
     fail_first,
     parse_id_label,
-    read_header,
+    read_csv_header,
     read_small_csv,
 )
 
@@ -42,7 +42,7 @@ class PredictionError(ValueError):
 
 
 def _header(path: str | os.PathLike) -> list[str]:
-    return read_header(path, PredictionError)
+    return read_csv_header(path, PredictionError)
 
 
 def _first(path: str | os.PathLike, bad: np.ndarray, ids: np.ndarray | pa.Array, message: str):
