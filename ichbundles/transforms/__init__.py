@@ -1,7 +1,17 @@
-"""MONAI-style transforms for head CT: loading, windowing, brain crop and slice resizing."""
+"""MONAI-style transforms for head CT: loading, windowing, brain crop, slice resizing and
+scan-consistent augmentation."""
 
 from __future__ import annotations
 
+from ichbundles.transforms.augment import (
+    OpticalDistortion,
+    RandCropResize,
+    RandCutMixScans,
+    RandCutMixScansd,
+    RandOpticalDistortion,
+    RandScanSpatial,
+    RandScanSpatiald,
+)
 from ichbundles.transforms.brain_crop import BrainCrop, BrainCropd, brain_box
 from ichbundles.transforms.load import LoadCTSeries, LoadCTSeriesd
 from ichbundles.transforms.resize import ResizeSlices, ResizeSlicesd
@@ -14,6 +24,13 @@ __all__ = [
     "CTWindowd",
     "LoadCTSeries",
     "LoadCTSeriesd",
+    "OpticalDistortion",
+    "RandCropResize",
+    "RandCutMixScans",
+    "RandCutMixScansd",
+    "RandOpticalDistortion",
+    "RandScanSpatial",
+    "RandScanSpatiald",
     "ResizeSlices",
     "ResizeSlicesd",
     "brain_box",
