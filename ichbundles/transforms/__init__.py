@@ -14,6 +14,7 @@ from ichbundles.transforms.augment import (
 )
 from ichbundles.transforms.brain_crop import BrainCrop, BrainCropd, brain_box
 from ichbundles.transforms.load import LoadCTSeries, LoadCTSeriesd
+from ichbundles.transforms.presets import scan_preprocessing
 from ichbundles.transforms.resize import ResizeSlices, ResizeSlicesd
 from ichbundles.transforms.windowing import CTWindow, CTWindowd, resolve_windows
 
@@ -35,4 +36,5 @@ __all__ = [
     "ResizeSlicesd",
     "brain_box",
     "resolve_windows",
+    "scan_preprocessing",
 ]

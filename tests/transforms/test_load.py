@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from monai.data import Dataset
 from monai.transforms import Compose
 
@@ -63,3 +64,12 @@ def test_misaligned_item_raises(items):
 def test_hu_equals_read_series(items):
     out = LoadCTSeriesd("image")(items[1])
     np.testing.assert_array_equal(out["image"], read_series(items[1]["image"]).hu)
+
+
+def test_scan_preprocessing_preset(items):
+    from ichbundles.transforms import scan_preprocessing
+
+    out = Compose(scan_preprocessing(size=48))(items[0])
+    assert isinstance(out["image"], torch.Tensor) and out["image"].dtype == torch.float32
+    assert tuple(out["image"].shape) == (len(items[0]["sop_instance_uids"]), 3, 48, 48)
+    assert out["image_meta"]["sop_instance_uids"] == items[0]["sop_instance_uids"]
