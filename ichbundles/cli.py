@@ -94,6 +94,42 @@ def _index(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from ichbundles.bundle.train import train_bundle
+
+    try:
+        best = train_bundle(
+            args.bundle, args.data, args.output, args.epochs, args.overrides, args.resume
+        )
+    except ValueError as error:  # a malformed key=value override
+        raise BadInputError(str(error)) from None
+    output = Path(args.output).resolve()
+    print(f"best checkpoint: {best}")
+    print(f"MLflow runs:     mlflow ui --backend-store-uri sqlite:///{output}/mlruns.db")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from ichbundles.bundle.predict import exit_code, predict_series
+
+    results = predict_series(args.bundle, args.checkpoint, args.input, args.output)
+    for result in results:
+        if not result.ok:
+            print(f"error: {result.error}", file=sys.stderr)
+    done = sum(result.ok for result in results)
+    print(f"{done} of {len(results)} series predicted -> {args.output}")
+    return exit_code(results)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from ichbundles.bundle.export import export_model
+
+    suffix = ".ts" if args.format == "torchscript" else ".onnx"
+    out = args.out or Path(args.checkpoint).with_suffix(suffix)
+    print(export_model(args.bundle, args.checkpoint, args.format, out))
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ichbundles",
@@ -163,6 +199,44 @@ def _parser() -> argparse.ArgumentParser:
     index.set_defaults(run=_index)
 
     add_evaluate_parser(commands)
+
+    train = commands.add_parser(
+        "train",
+        help="train a bundle (wraps python -m monai.bundle run)",
+        description="Train a bundle's train.yaml on a data folder; the best checkpoint is left "
+        "at OUTPUT/models/model.pt and the run is tracked in OUTPUT/mlruns.db (MLflow).",
+    )
+    train.add_argument("bundle", help="bundle name under bundles/ or a bundle folder")
+    train.add_argument("--data", required=True, type=Path, help="dataset folder (dataset_dir)")
+    train.add_argument("--output", type=Path, default=Path("runs"), help="output folder")
+    train.add_argument("--epochs", type=int, help="training epochs (default: the config's)")
+    train.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    train.add_argument(
+        "overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. batch_size=4"
+    )
+    train.set_defaults(run=_train)
+
+    predict = commands.add_parser(
+        "predict",
+        help="predict series with a trained bundle: report JSON and RSNA-style CSV",
+        description="Write one ichbundles.report/v1 JSON per series, predictions.csv (RSNA "
+        "ID,Label) and scan_predictions.csv; a bad series is reported and the others go on.",
+    )
+    predict.add_argument("bundle", help="bundle name under bundles/ or a bundle folder")
+    predict.add_argument("--checkpoint", required=True, type=Path, help="model.pt")
+    predict.add_argument("--input", required=True, nargs="+", help="series (folders or files)")
+    predict.add_argument("--output", type=Path, default=Path("predictions"), help="output folder")
+    predict.set_defaults(run=_predict)
+
+    export = commands.add_parser(
+        "export",
+        help="export a trained bundle to TorchScript or ONNX (checked against eager)",
+    )
+    export.add_argument("bundle", help="bundle name under bundles/ or a bundle folder")
+    export.add_argument("--checkpoint", required=True, type=Path, help="model.pt")
+    export.add_argument("--format", required=True, choices=("torchscript", "onnx"))
+    export.add_argument("--out", type=Path, help="output file (default beside the checkpoint)")
+    export.set_defaults(run=_export)
     return parser
 
 

@@ -1,0 +1,170 @@
+"""Ignite handlers the bundles need and MONAI lacks.
+
+- :class:`LastCheckpointSaver`: one fixed-name checkpoint, rewritten atomically after every
+  epoch, that ``CheckpointLoader`` resumes from (MONAI's ``CheckpointSaver`` numbers its interval
+  files and writes its final file only at the end of a run);
+- :class:`ScanPredictionWriter`: per-slice probabilities of an evaluator as the RSNA-style CSV
+  (``ID_<SOPInstanceUID>_<subtype>,<probability>``) and the scan-level CSV of ARCHITECTURE.md,
+  then, when labels are given, the ``ichbundles evaluate`` outputs (``metrics.json``,
+  ``report.md``, plots) through :func:`ichbundles.metrics.evaluate_files`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from ignite.engine import Engine, Events
+from torch import nn
+
+from ichbundles.constants import ICH_CLASSES
+from ichbundles.data.labels import rsna_id
+from ichbundles.networks import scan_logits
+
+__all__ = ["LastCheckpointSaver", "ScanPredictionWriter", "lower_is_better"]
+
+logger = logging.getLogger(__name__)
+
+
+def lower_is_better(current: float, best: float) -> bool:
+    """``metric_cmp_fn`` of engines whose key metric is a loss: a lower value is the new best."""
+    return current < best
+
+
+def _state_dict(obj: object) -> dict:
+    if isinstance(obj, nn.parallel.DistributedDataParallel | nn.DataParallel):
+        obj = obj.module
+    return obj.state_dict()
+
+
+class LastCheckpointSaver:
+    """Save ``save_dict``'s state dicts and the engine's to one file after every epoch.
+
+    The file is written to a temporary name and renamed, so an interrupted run leaves the
+    previous epoch's checkpoint intact. Load it with MONAI's ``CheckpointLoader`` and the same
+    keys (``network``, ``optimizer``, ``lr_scheduler``, ``trainer``): the trainer then continues
+    from the saved epoch. Attach it on one process only in distributed runs.
+
+    Args:
+        save_dir: folder of the checkpoint (created).
+        save_dict: objects with ``state_dict()``; (Distributed)DataParallel models are unwrapped.
+        filename: checkpoint file name.
+        engine_key: key of the attached engine's own state (epoch, iteration); it is taken from
+            the engine at save time, so configs need not refer to the trainer from its handlers.
+    """
+
+    def __init__(
+        self,
+        save_dir: str | os.PathLike,
+        save_dict: Mapping[str, object],
+        filename: str,
+        engine_key: str = "trainer",
+    ) -> None:
+        self.path = Path(save_dir) / filename
+        self.save_dict = dict(save_dict)
+        self.engine_key = engine_key
+
+    def attach(self, engine: Engine) -> None:
+        """Save at every ``EPOCH_COMPLETED`` of ``engine``."""
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self)
+
+    def __call__(self, engine: Engine) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        states = {k: _state_dict(v) for k, v in self.save_dict.items()}
+        states[self.engine_key] = engine.state_dict()
+        torch.save(states, tmp)
+        os.replace(tmp, self.path)
+
+
+class ScanPredictionWriter:
+    """Write an evaluator's per-slice probabilities as CSV files, and score them.
+
+    The evaluator's ``prepare_batch`` must keep the batch's slice order (as
+    :class:`ichbundles.engines.PrepareScanBatch` does); predictions are the network's per-slice
+    logits ``(B, S, 6)``, read with the batch's ``mask`` and ``sop_instance_uids``.
+
+    Writes at ``COMPLETED``, into ``output_dir``: ``predictions.csv`` (RSNA ``ID,Label``) and
+    ``scan_predictions.csv`` (``series_instance_uid`` and the six classes, the maximum over
+    slices); with ``labels``, the ``metrics.json``, ``report.md`` and plots of
+    ``ichbundles evaluate --predictions predictions.csv --labels LABELS`` in ``metrics/``, and
+    with ``scan_labels`` the scan-level ones in ``scan_metrics/``.
+
+    Args:
+        output_dir: folder of the outputs (created).
+        labels: RSNA-format slice labels to score against, or ``None``.
+        scan_labels: per-scan labels (``series_instance_uid`` and the six classes), or ``None``.
+        pred_key: key of the logits in the engine output.
+        evaluate_options: keyword arguments of :func:`ichbundles.metrics.evaluate_files`,
+            e.g. ``{"n_bootstrap": 200}``.
+    """
+
+    def __init__(
+        self,
+        output_dir: str | os.PathLike,
+        labels: str | os.PathLike | None = None,
+        scan_labels: str | os.PathLike | None = None,
+        pred_key: str = "pred",
+        evaluate_options: Mapping[str, object] | None = None,
+    ) -> None:
+        self.output_dir = Path(output_dir)
+        self.labels = labels
+        self.scan_labels = scan_labels
+        self.pred_key = pred_key
+        self.evaluate_options = dict(evaluate_options or {})
+        self._slices: list[tuple[str, np.ndarray]] = []
+        self._scans: list[tuple[str, np.ndarray]] = []
+
+    def attach(self, engine: Engine) -> None:
+        """Collect at every iteration, write when ``engine`` completes."""
+        engine.add_event_handler(Events.STARTED, self.reset)
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self.collect)
+        engine.add_event_handler(Events.COMPLETED, self.write)
+
+    def reset(self) -> None:
+        """Forget the predictions of an earlier run."""
+        self._slices, self._scans = [], []
+
+    def collect(self, engine: Engine) -> None:
+        """Keep the probabilities of the valid slices of the current batch."""
+        batch, output = engine.state.batch, engine.state.output
+        logits = output[self.pred_key].detach().float().cpu()
+        mask = batch["mask"].bool().cpu()
+        probs = torch.sigmoid(logits).numpy()
+        scans = torch.sigmoid(scan_logits(logits, mask)).numpy()
+        for b, uids in enumerate(batch["sop_instance_uids"]):
+            n = int(mask[b].sum())
+            if len(uids) != n:
+                raise ValueError(f"scan {b} has {n} slices but {len(uids)} sop_instance_uids")
+            self._slices.extend(zip(uids, probs[b, :n], strict=True))
+            self._scans.append((batch["series_instance_uid"][b], scans[b]))
+
+    def write(self) -> None:
+        """Write the CSV files and, with labels, the evaluation outputs."""
+        from ichbundles.metrics import evaluate_files, write_outputs
+
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        rows = [
+            (rsna_id(uid, c), float(p[i]))
+            for uid, p in self._slices
+            for i, c in enumerate(ICH_CLASSES)
+        ]
+        path = self.output_dir / "predictions.csv"
+        pd.DataFrame(rows, columns=["ID", "Label"]).to_csv(path, index=False)
+        scans = pd.DataFrame([p for _, p in self._scans], columns=list(ICH_CLASSES))
+        scans.insert(0, "series_instance_uid", [uid for uid, _ in self._scans])
+        scan_path = self.output_dir / "scan_predictions.csv"
+        scans.to_csv(scan_path, index=False)
+        logger.info("wrote %s (%d slices, %d scans)", path, len(self._slices), len(self._scans))
+        if self.labels is not None:
+            evaluation = evaluate_files([path], labels=self.labels, **self.evaluate_options)
+            write_outputs(evaluation, self.output_dir / "metrics")
+        if self.scan_labels is not None:
+            opts = self.evaluate_options
+            evaluation = evaluate_files([scan_path], scan_labels=self.scan_labels, **opts)
+            write_outputs(evaluation, self.output_dir / "scan_metrics")

@@ -1,0 +1,112 @@
+"""TorchScript and ONNX export of the ich_cnn_lstm bundle: same outputs as eager PyTorch."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ichbundles.bundle.export import check_export, export_model
+from ichbundles.bundle.predict import load_bundle_config, load_weights
+
+BUNDLE = "ich_cnn_lstm"
+TINY = {"network_def#backbone": "resnet10_tiny", "network_def#hidden": 16, "image_size": 64}
+ATOL = 1e-4
+
+
+@pytest.fixture(autouse=True)
+def _quiet():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer and ONNX exporter warnings
+        yield
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    torch.manual_seed(1)
+    network = load_bundle_config(BUNDLE, overrides=TINY).get_parsed_content("network_def")
+    path = tmp_path_factory.mktemp("model") / "model.pt"
+    torch.save({"model": network.state_dict()}, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def eager(checkpoint) -> torch.nn.Module:
+    network = load_bundle_config(BUNDLE, overrides=TINY).get_parsed_content("network_def")
+    return load_weights(network, checkpoint).eval()
+
+
+def _scans(batch: int, slices: int, lengths: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    image = torch.rand(batch, slices, 3, 64, 64, generator=torch.Generator().manual_seed(5))
+    return image, torch.arange(slices)[None] < torch.tensor(lengths)[:, None]
+
+
+def test_torchscript_matches_eager_on_other_slice_counts(checkpoint, eager, tmp_path):
+    path = export_model(BUNDLE, checkpoint, "torchscript", tmp_path / "model.ts", overrides=TINY)
+    extra = {"metadata.json": "", "inference.json": ""}
+    loaded = torch.jit.load(str(path), _extra_files=extra)
+    for batch, slices, lengths in [(1, 5, [5]), (3, 14, [14, 9, 1])]:
+        image, mask = _scans(batch, slices, lengths)
+        with torch.inference_mode():
+            diff = (loaded(image, mask) - eager(image, mask))[mask].abs().max()
+        assert diff <= ATOL
+    assert json.loads(extra["metadata.json"])["version"] == "0.1.0"
+    inference = json.loads(extra["inference.json"])
+    assert inference["network_def"]["_target_"] == "ichbundles.networks.CNNLSTM"
+    assert "preprocessing" in inference
+
+
+def test_image_only_torchscript_for_monai_deploy(checkpoint, eager, tmp_path):
+    path = export_model(
+        BUNDLE, checkpoint, "torchscript", tmp_path / "image_only.ts", overrides=TINY,
+        mask_input=False,
+    )  # fmt: skip
+    image, _ = _scans(1, 7, [7])
+    with torch.inference_mode():
+        np.testing.assert_allclose(torch.jit.load(str(path))(image), eager(image), atol=ATOL)
+
+
+def test_onnx_matches_eager_in_onnxruntime(checkpoint, eager, tmp_path):
+    onnxruntime = pytest.importorskip("onnxruntime")
+    path = export_model(BUNDLE, checkpoint, "onnx", tmp_path / "model.onnx", overrides=TINY)
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["image", "mask"]
+    image, mask = _scans(2, 13, [13, 6])
+    (got,) = session.run(None, {"image": image.numpy(), "mask": mask.numpy()})
+    with torch.inference_mode():
+        expected = eager(image, mask).numpy()
+    np.testing.assert_allclose(got[mask.numpy()], expected[mask.numpy()], atol=ATOL)
+    assert check_export(eager, path, "onnx", 64, slices=4) <= ATOL
+
+
+def test_monai_ckpt_export_traces_the_image_only_model(checkpoint, eager, tmp_path):
+    from monai.bundle import ckpt_export
+
+    root = load_bundle_config(BUNDLE)["bundle_root"]
+    path = tmp_path / "monai.ts"
+    ckpt_export(
+        net_id="network_def",
+        filepath=str(path),
+        ckpt_file=str(checkpoint),
+        key_in_ckpt="model",
+        config_file=f"{root}/configs/inference.yaml",
+        meta_file=f"{root}/configs/metadata.json",
+        use_trace=True,
+        input_shape=[1, 8, 3, 64, 64],
+        **{k: v for k, v in TINY.items() if k != "image_size"},
+    )
+    extra = {"metadata.json": "", "inference.json": ""}
+    loaded = torch.jit.load(str(path), _extra_files=extra)
+    image, _ = _scans(1, 11, [11])
+    with torch.inference_mode():
+        np.testing.assert_allclose(loaded(image), eager(image), atol=ATOL)
+    assert json.loads(extra["inference.json"])["network_def"]["_target_"].endswith("CNNLSTM")
+
+
+def test_unknown_format_is_rejected(checkpoint, tmp_path):
+    with pytest.raises(ValueError, match="Unknown export format"):
+        export_model(BUNDLE, checkpoint, "tflite", tmp_path / "m", overrides=TINY)

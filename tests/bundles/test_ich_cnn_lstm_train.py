@@ -1,0 +1,170 @@
+"""The ich_cnn_lstm bundle's training workflows, run as users run them, on tiny synthetic data."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+import torch
+from monai.bundle import ConfigParser
+
+from ichbundles.bundle import train_bundle
+from ichbundles.bundle.tracking import SafeMLFlowHandler
+from ichbundles.data.synthetic import generate_dataset
+from ichbundles.networks import CNNLSTM
+
+BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "ich_cnn_lstm"
+CONFIGS = BUNDLE / "configs"
+TINY = ["--backbone", "resnet10_tiny", "--hidden", "16", "--image_size", "64"]
+TINY_OVERRIDES = ["backbone=resnet10_tiny", "hidden=16", "image_size=64"]
+
+
+def _bundle_run(configs: list[str], data: Path, out: Path, *args: str, env: dict | None = None):
+    files = [str(CONFIGS / c) for c in configs]
+    config = files[0] if len(files) == 1 else repr(files)
+    cmd = ["-m", "monai.bundle", "run", "--config_file", config, "--bundle_root", str(BUNDLE)]
+    cmd += ["--dataset_dir", str(data), "--output_dir", str(out), *TINY, *args]
+    return subprocess.run(
+        [sys.executable, *cmd], capture_output=True, text=True, env={**os.environ, **(env or {})}
+    )
+
+
+def _epoch(checkpoint: Path) -> int:
+    state = torch.load(checkpoint, weights_only=True)["trainer"]
+    return state["iteration"] // state["epoch_length"]
+
+
+def _ok(result: subprocess.CompletedProcess) -> str:
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    return output
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("train_data")
+    generate_dataset(out, 6, size=64, seed=0, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def test_data(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("test_data")
+    generate_dataset(out, 3, size=64, seed=1, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(data, tmp_path_factory) -> tuple[Path, str]:
+    out = tmp_path_factory.mktemp("run")
+    return out, _ok(_bundle_run(["train.yaml"], data, out, "--epochs", "2"))
+
+
+def test_train_writes_loadable_best_and_last_checkpoints(trained):
+    out, log = trained
+    net = CNNLSTM("resnet10_tiny", hidden=16)
+    net.load_state_dict(torch.load(out / "models" / "model.pt", weights_only=True))
+    last = torch.load(out / "models" / "checkpoint_last.pt", weights_only=True)
+    assert set(last) == {"network", "optimizer", "lr_scheduler", "trainer"}
+    assert _epoch(out / "models" / "checkpoint_last.pt") == 2
+    assert "Key metric: val_wll best value" in log
+    assert net(torch.rand(1, 4, 3, 64, 64)).shape == (1, 4, 6)
+
+
+def test_train_caches_preprocessed_scans(trained):
+    out, _ = trained
+    assert len(list((out / "cache" / "adjacent_64").glob("*.pt"))) == 6
+
+
+def test_mlflow_run_has_params_and_per_epoch_metrics(trained):
+    out, _ = trained
+    client = mlflow.MlflowClient(f"sqlite:///{out}/mlruns.db")
+    experiment = client.get_experiment_by_name("ich_cnn_lstm")
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.info.status == "FINISHED"
+    assert run.data.params["backbone"] == "resnet10_tiny"
+    assert run.data.params["n_train_scans"] == "4" and run.data.params["n_val_scans"] == "2"
+    history = client.get_metric_history(run.info.run_id, "val_wll")
+    assert [m.step for m in history] == [1, 2]
+    assert len(client.get_metric_history(run.info.run_id, "val_mean_auc")) == 2
+    assert client.get_metric_history(run.info.run_id, "train_loss")
+    assert "model.pt" in [a.path for a in client.list_artifacts(run.info.run_id)]
+
+
+def test_resume_continues_from_last_checkpoint(trained, data):
+    out, _ = trained
+    log = _ok(_bundle_run(["train.yaml"], data, out, "--epochs", "3", "--resume", "True"))
+    assert _epoch(out / "models" / "checkpoint_last.pt") == 3
+    assert "Epoch[3] Metrics" in log and "Epoch[1] Metrics" not in log
+
+
+def test_evaluate_writes_predictions_and_metrics(trained, test_data):
+    out, _ = trained
+    _ok(_bundle_run(["train.yaml", "evaluate.yaml"], test_data, out))
+    predictions = pd.read_csv(out / "eval" / "predictions.csv")
+    labels = pd.read_csv(test_data / "labels.csv")
+    assert sorted(predictions["ID"]) == sorted(labels["ID"])
+    assert predictions["Label"].between(0, 1).all()
+    scans = pd.read_csv(out / "eval" / "scan_predictions.csv")
+    assert len(scans) == 3
+    metrics = json.loads((out / "eval" / "metrics" / "metrics.json").read_text())
+    assert "slice_level" in metrics
+
+
+def test_broken_tracking_uri_does_not_fail_training(data, tmp_path):
+    (tmp_path / "a_file").write_text("not a folder")
+    broken = {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/a_file/mlruns.db"}
+    log = _ok(_bundle_run(["train.yaml"], data, tmp_path / "out", "--epochs", "1", env=broken))
+    assert "MLflow tracking disabled, training goes on" in log
+    assert (tmp_path / "out" / "models" / "model.pt").is_file()
+
+
+def test_tracking_can_be_switched_off(data, tmp_path):
+    parser = ConfigParser()
+    parser.read_config(CONFIGS / "train.yaml")
+    parser.update(
+        {"dataset_dir": str(data), "output_dir": str(tmp_path), "tracking_enabled": False}
+    )
+    for handlers in ("train#handlers", "validate#handlers"):
+        built = parser.get_parsed_content(handlers, instantiate=True)
+        assert not any(isinstance(h, SafeMLFlowHandler) for h in built)
+
+
+def test_two_process_gloo_training(data, tmp_path):
+    files = repr([str(CONFIGS / "train.yaml"), str(CONFIGS / "multi_gpu_train.yaml")])
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2"]
+    cmd += ["-m", "monai.bundle", "run", "--config_file", files, "--bundle_root", str(BUNDLE)]
+    cmd += ["--dataset_dir", str(data), "--output_dir", str(tmp_path), "--epochs", "1", *TINY]
+    log = _ok(subprocess.run(cmd, capture_output=True, text=True))
+    assert "MLflow tracking disabled" not in log
+    net = CNNLSTM("resnet10_tiny", hidden=16)
+    net.load_state_dict(torch.load(tmp_path / "models" / "model.pt", weights_only=True))
+    assert _epoch(tmp_path / "models" / "checkpoint_last.pt") == 1
+
+
+def test_verify_metadata_offline():
+    schema = BUNDLE.parent / "schema" / "meta_schema_20240725.json"
+    cmd = [sys.executable, "-m", "monai.bundle", "verify_metadata"]
+    cmd += ["--meta_file", str(CONFIGS / "metadata.json"), "--filepath", str(schema)]
+    assert "metadata is verified with no error" in _ok(
+        subprocess.run(cmd, capture_output=True, text=True)
+    )
+
+
+def test_train_bundle_by_name(data, tmp_path):
+    best = train_bundle(
+        "ich_cnn_lstm", data, tmp_path, epochs=1, overrides=[*TINY_OVERRIDES, "batch_size=3"]
+    )
+    assert best == tmp_path.resolve() / "models" / "model.pt" and best.is_file()
+    saved = json.loads((tmp_path / "train_config.json").read_text())
+    assert saved["batch_size"] == 3 and saved["epochs"] == 1
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path.resolve()}/mlruns.db")
+    (run,) = client.search_runs([client.get_experiment_by_name("ich_cnn_lstm").experiment_id])
+    artifacts = [a.path for a in client.list_artifacts(run.info.run_id)]
+    assert "train_config.json" in artifacts and run.data.params["batch_size"] == "3"
