@@ -13,7 +13,7 @@ from ichbundles import __version__
 from ichbundles.data.synthetic import LAYOUTS, MIN_SIZE, QUIRK_CHOICES, QUIRKS
 from ichbundles.metrics.cli import add_evaluate_parser
 
-__all__ = ["main"]
+__all__ = ["main", "parse_args"]
 
 EXIT_BAD_INPUT = 2
 
@@ -109,10 +109,22 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _overrides(items: Sequence[str]) -> dict:
+    from ichbundles.bundle.train import parse_overrides
+
+    try:
+        return parse_overrides(items)
+    except ValueError as error:
+        raise BadInputError(str(error)) from None
+
+
 def _predict(args: argparse.Namespace) -> int:
     from ichbundles.bundle.predict import exit_code, predict_series
 
-    results = predict_series(args.bundle, args.checkpoint, args.input, args.output)
+    overrides = _overrides(args.overrides)
+    results = predict_series(
+        args.bundle, args.checkpoint, args.input, args.output, overrides=overrides
+    )
     for result in results:
         if not result.ok:
             print(f"error: {result.error}", file=sys.stderr)
@@ -126,7 +138,8 @@ def _export(args: argparse.Namespace) -> int:
 
     suffix = ".ts" if args.format == "torchscript" else ".onnx"
     out = args.out or Path(args.checkpoint).with_suffix(suffix)
-    print(export_model(args.bundle, args.checkpoint, args.format, out))
+    overrides = _overrides(args.overrides)
+    print(export_model(args.bundle, args.checkpoint, args.format, out, overrides=overrides))
     return 0
 
 
@@ -226,6 +239,13 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--checkpoint", required=True, type=Path, help="model.pt")
     predict.add_argument("--input", required=True, nargs="+", help="series (folders or files)")
     predict.add_argument("--output", type=Path, default=Path("predictions"), help="output folder")
+    predict.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="inference config overrides matching the training run, e.g. image_size=128 "
+        "(put them before --input, which takes every value after it)",
+    )
     predict.set_defaults(run=_predict)
 
     export = commands.add_parser(
@@ -236,13 +256,31 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--checkpoint", required=True, type=Path, help="model.pt")
     export.add_argument("--format", required=True, choices=("torchscript", "onnx"))
     export.add_argument("--out", type=Path, help="output file (default beside the checkpoint)")
+    export.add_argument(
+        "overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. image_size=128"
+    )
     export.set_defaults(run=_export)
     return parser
 
 
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse the command line; ``KEY=VALUE`` words after options go to the overrides.
+
+    argparse gives a trailing ``nargs="*"`` positional nothing once options came between, so
+    unknown ``KEY=VALUE`` words are added to the command's overrides here.
+    """
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if not hasattr(args, "overrides") or any(e.startswith("-") or "=" not in e for e in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.overrides = [*args.overrides, *extra]
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (0 success, 2 bad input)."""
-    args = _parser().parse_args(argv)
+    args = parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
