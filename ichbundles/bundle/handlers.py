@@ -17,13 +17,11 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 from ignite.engine import Engine, Events
 from torch import nn
 
-from ichbundles.constants import ICH_CLASSES
-from ichbundles.data.labels import rsna_id
+from ichbundles.bundle.report import write_prediction_tables
 from ichbundles.networks import scan_logits
 
 __all__ = ["LastCheckpointSaver", "ScanPredictionWriter", "lower_is_better"]
@@ -148,18 +146,7 @@ class ScanPredictionWriter:
         """Write the CSV files and, with labels, the evaluation outputs."""
         from ichbundles.metrics import evaluate_files, write_outputs
 
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        rows = [
-            (rsna_id(uid, c), float(p[i]))
-            for uid, p in self._slices
-            for i, c in enumerate(ICH_CLASSES)
-        ]
-        path = self.output_dir / "predictions.csv"
-        pd.DataFrame(rows, columns=["ID", "Label"]).to_csv(path, index=False)
-        scans = pd.DataFrame([p for _, p in self._scans], columns=list(ICH_CLASSES))
-        scans.insert(0, "series_instance_uid", [uid for uid, _ in self._scans])
-        scan_path = self.output_dir / "scan_predictions.csv"
-        scans.to_csv(scan_path, index=False)
+        path, scan_path = write_prediction_tables(self._slices, self._scans, self.output_dir)
         logger.info("wrote %s (%d slices, %d scans)", path, len(self._slices), len(self._scans))
         if self.labels is not None:
             evaluation = evaluate_files([path], labels=self.labels, **self.evaluate_options)

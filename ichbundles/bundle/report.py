@@ -21,7 +21,7 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,7 @@ __all__ = [
     "validate_report",
     "write_atomic",
     "write_prediction_csvs",
+    "write_prediction_tables",
     "write_report",
 ]
 
@@ -294,34 +295,58 @@ def slice_ids(report: Mapping[str, Any]) -> list[str]:
     return [s["sop_instance_uid"] or f"{series_uid}_{s['index']}" for s in report["slices"]]
 
 
-def write_prediction_csvs(
-    reports: Sequence[Mapping[str, Any]], output_dir: str | os.PathLike
+def write_prediction_tables(
+    slices: Iterable[tuple[str, Sequence[float]]],
+    scans: Iterable[tuple[str, Sequence[float]]],
+    output_dir: str | os.PathLike,
 ) -> tuple[Path, Path]:
     """Write ``predictions.csv`` (RSNA ``ID,Label``: slices x 6 rows) and
-    ``scan_predictions.csv`` (``series_instance_uid,epidural,...,any``) over all reports.
+    ``scan_predictions.csv`` (``series_instance_uid,epidural,...,any``), each atomically.
+
+    Args:
+        slices: ``(slice key, probabilities in ICH_CLASSES order)``; the key is a
+            SOPInstanceUID (see :func:`slice_ids`).
+        scans: ``(SeriesInstanceUID, probabilities in ICH_CLASSES order)``.
+        output_dir: the folder.
 
     Returns:
         The two paths.
     """
-    slices = io.StringIO()
-    rows = csv.writer(slices, lineterminator="\n")
+    slice_text = io.StringIO()
+    rows = csv.writer(slice_text, lineterminator="\n")
     rows.writerow(["ID", "Label"])
-    scans = io.StringIO()
-    scan_rows = csv.writer(scans, lineterminator="\n")
-    scan_rows.writerow(["series_instance_uid", *ICH_CLASSES])
-    for report in reports:
-        for key, item in zip(slice_ids(report), report["slices"], strict=True):
-            for c in ICH_CLASSES:
-                rows.writerow([rsna_id(key, c), repr(item["probabilities"][c])])
-        probs = report["scan"]["probabilities"]
-        scan_rows.writerow(
-            [report["series"]["series_instance_uid"], *(repr(probs[c]) for c in ICH_CLASSES)]
+    for key, probs in slices:
+        rows.writerows(
+            [rsna_id(key, c), repr(float(p))] for c, p in zip(ICH_CLASSES, probs, strict=True)
         )
+    scan_text = io.StringIO()
+    scan_rows = csv.writer(scan_text, lineterminator="\n")
+    scan_rows.writerow(["series_instance_uid", *ICH_CLASSES])
+    scan_rows.writerows([uid, *(repr(float(p)) for p in probs)] for uid, probs in scans)
     output_dir = Path(output_dir)
     return (
-        write_atomic(output_dir / PREDICTIONS_CSV, slices.getvalue()),
-        write_atomic(output_dir / SCAN_PREDICTIONS_CSV, scans.getvalue()),
+        write_atomic(output_dir / PREDICTIONS_CSV, slice_text.getvalue()),
+        write_atomic(output_dir / SCAN_PREDICTIONS_CSV, scan_text.getvalue()),
     )
+
+
+def write_prediction_csvs(
+    reports: Sequence[Mapping[str, Any]], output_dir: str | os.PathLike
+) -> tuple[Path, Path]:
+    """The prediction tables (see :func:`write_prediction_tables`) of a set of reports."""
+    slices = [
+        (key, [item["probabilities"][c] for c in ICH_CLASSES])
+        for report in reports
+        for key, item in zip(slice_ids(report), report["slices"], strict=True)
+    ]
+    scans = [
+        (
+            report["series"]["series_instance_uid"],
+            [report["scan"]["probabilities"][c] for c in ICH_CLASSES],
+        )
+        for report in reports
+    ]
+    return write_prediction_tables(slices, scans, output_dir)
 
 
 class ReportWriter:
