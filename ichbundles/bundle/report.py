@@ -289,10 +289,11 @@ def write_report(report: Mapping[str, Any], output_dir: str | os.PathLike) -> Pa
 
 
 def slice_ids(report: Mapping[str, Any]) -> list[str]:
-    """Per-slice keys of the RSNA csv: the SOPInstanceUID, or ``<SeriesInstanceUID>_<index>``
-    for slices without one (volumes such as NIfTI)."""
+    """Per-slice keys of the RSNA csv: the SOPInstanceUID, or ``<SeriesInstanceUID>.<index>``
+    for slices without one (volumes such as NIfTI); never with ``_``, which separates the key
+    from the class in ``ID_<key>_<class>``."""
     series_uid = report["series"]["series_instance_uid"]
-    return [s["sop_instance_uid"] or f"{series_uid}_{s['index']}" for s in report["slices"]]
+    return [s["sop_instance_uid"] or f"{series_uid}.{s['index']}" for s in report["slices"]]
 
 
 def write_prediction_tables(

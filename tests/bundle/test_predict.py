@@ -25,6 +25,7 @@ from ichbundles.bundle.predict import (
 from ichbundles.bundle.report import (
     PREDICTIONS_CSV,
     SCAN_PREDICTIONS_CSV,
+    slice_ids,
     validate_report,
 )
 from ichbundles.constants import ICH_CLASSES
@@ -204,3 +205,19 @@ def test_monai_bundle_run_writes_the_same_reports(predicted, checkpoint, tmp_pat
             assert got["probabilities"] == pytest.approx(expected["probabilities"], abs=1e-5)
     with open(tmp_path / PREDICTIONS_CSV) as f:
         assert sum(1 for _ in f) - 1 == sum(r.report["series"]["n_slices"] for r in good) * 6
+
+
+def test_volume_slices_get_keys_the_evaluator_can_parse(tmp_path):
+    """Slices without a SOPInstanceUID (NIfTI) are keyed ``<series UID>.<index>`` in the CSV,
+    which ``ichbundles evaluate`` reads back (``_`` would be taken for the class separator)."""
+    from ichbundles.bundle.report import write_prediction_tables
+    from ichbundles.metrics.predictions import read_slice_predictions
+
+    report = {
+        "series": {"series_instance_uid": "1.2.3"},
+        "slices": [{"index": i, "sop_instance_uid": ""} for i in range(2)],
+    }
+    keys = slice_ids(report)
+    assert keys == ["1.2.3.0", "1.2.3.1"]
+    path, _ = write_prediction_tables([(k, [0.5] * 6) for k in keys], [], tmp_path)
+    assert list(read_slice_predictions(path).index) == keys
