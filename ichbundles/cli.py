@@ -246,8 +246,10 @@ def _parser() -> argparse.ArgumentParser:
     train = commands.add_parser(
         "train",
         help="train a bundle (wraps python -m monai.bundle run)",
-        description="Train a bundle's train.yaml on a data folder; the best checkpoint is left "
-        "at OUTPUT/models/model.pt and the run is tracked in OUTPUT/mlruns.db (MLflow).",
+        description="Train a bundle on a data folder: its train.yaml, or the training stages its "
+        "metadata.json lists (ich_attention_mil: the Att-CNN, then VGPMIL on its features); the "
+        "best checkpoint is left at OUTPUT/models/model.pt and the runs are tracked in "
+        "OUTPUT/mlruns.db (MLflow).",
     )
     train.add_argument("bundle", help="bundle name under bundles/ or a bundle folder")
     train.add_argument("--data", required=True, type=Path, help="dataset folder (dataset_dir)")

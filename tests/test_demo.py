@@ -8,6 +8,7 @@ from pathlib import Path
 from ichbundles.cli import main
 
 TINY = ["network_def#backbone=resnet10_tiny", "network_def#hidden=16", "batch_size=2"]
+TINY += ["encoder_warmup_epochs=1"]
 
 
 def test_demo_writes_checkpoint_report_metrics_and_mlflow(tmp_path, capsys):

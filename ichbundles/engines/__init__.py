@@ -1,4 +1,5 @@
-"""Ignite glue for MONAI engines: whole-scan batches, their ``prepare_batch`` and loss."""
+"""Ignite glue for MONAI engines: whole-scan batches, their ``prepare_batch`` (whole scans or
+random slices) and loss."""
 
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ from ichbundles.engines.batching import (
     pad_scans,
     prepare_scan_batch,
 )
+from ichbundles.engines.slice_sampling import PrepareSliceBatch
 
 __all__ = [
     "PAD_LABEL",
     "MaskedBCEWithLogitsLoss",
     "PrepareScanBatch",
+    "PrepareSliceBatch",
     "collate_scans",
     "pad_scans",
     "prepare_scan_batch",

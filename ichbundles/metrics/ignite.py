@@ -25,9 +25,9 @@ __all__ = ["MeanAUC", "MeanAUCMetric", "WeightedLogLoss", "WeightedLogLossMetric
 
 
 class _ProbabilityBuffer(CumulativeIterationMetric):
-    """Buffers ``(probabilities, labels)`` rows of shape ``(N, 6)``.
+    """Buffers ``(probabilities, labels)`` rows of shape ``(N, K)``, K classes (6 by default).
 
-    Inputs may be ``(B, 6)``, ``(B, S, 6)`` slice sequences or decollated ``(6,)`` items; rows
+    Inputs may be ``(B, K)``, ``(B, S, K)`` slice sequences or decollated ``(K,)`` items; rows
     whose labels are negative (padded slices) are dropped.
 
     Args:
@@ -41,8 +41,9 @@ class _ProbabilityBuffer(CumulativeIterationMetric):
     def _compute_tensor(self, y_pred: torch.Tensor, y: torch.Tensor | None = None):
         if y is None:
             raise ValueError("labels (y) are required")
-        p = y_pred.detach().to(torch.float64).reshape(-1, NUM_CLASSES)
-        labels = y.detach().to(torch.float64).reshape(-1, NUM_CLASSES)
+        classes = y_pred.shape[-1] if y_pred.ndim else NUM_CLASSES
+        p = y_pred.detach().to(torch.float64).reshape(-1, classes)
+        labels = y.detach().to(torch.float64).reshape(-1, classes)
         if self.sigmoid:
             p = torch.sigmoid(p)
         keep = (labels >= 0).all(dim=1)

@@ -10,6 +10,7 @@ from torch import nn
 from ichbundles.constants import NUM_CLASSES
 from ichbundles.networks.backbones import build_backbone
 from ichbundles.networks.sequence import MaskedBiLSTM
+from ichbundles.networks.slice_encoding import encode_slices
 
 __all__ = ["CNNLSTM", "scan_logits"]
 
@@ -83,15 +84,7 @@ class CNNLSTM(nn.Module):
         Returns:
             ``(B, S, F)`` features, zero at padded slices.
         """
-        b, s = x.shape[:2]
-        if mask is None:
-            return self.encoder(x.flatten(0, 1)).view(b, s, -1)
-        mask = mask.bool()
-        # Only valid slices go through the encoder: padding costs no compute and never enters
-        # the batch-norm statistics.
-        valid = self.encoder(x[mask])
-        features = valid.new_zeros(b, s, valid.shape[-1])
-        return features.masked_scatter(mask[..., None], valid)
+        return encode_slices(self.encoder, x, mask)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Per-slice logits.

@@ -9,7 +9,7 @@ import torch
 from ignite.engine import Engine, Events
 
 from ichbundles.bundle.handlers import LastCheckpointSaver
-from ichbundles.bundle.tracking import SafeMLFlowHandler, default_tracking_uri
+from ichbundles.bundle.tracking import SafeMLFlowHandler, default_tracking_uri, log_mlflow_run
 
 
 def _engine() -> Engine:
@@ -72,3 +72,31 @@ def test_last_checkpoint_saver_writes_engine_state(tmp_path):
     saved = torch.load(tmp_path / "last.pt", weights_only=True)
     assert saved["trainer"]["iteration"] == 6 and saved["network"]["weight"].shape == (1, 2)
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_log_mlflow_run_logs_params_metrics_and_existing_artifacts(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    (tmp_path / "model.npz").write_bytes(b"x")
+    uri = default_tracking_uri(tmp_path)
+    run_id = log_mlflow_run(
+        uri,
+        "fit",
+        "fit_raw",
+        params={"input": "raw", "classes": ["any"]},
+        metrics={"fit_seconds": 1.5},
+        artifacts=[tmp_path / "model.npz", tmp_path / "missing.json"],
+    )
+    run = mlflow.MlflowClient(uri).get_run(run_id)
+    assert run.info.status == "FINISHED" and run.info.run_name == "fit_raw"
+    assert run.data.params == {"input": "raw", "classes": "['any']"}
+    assert run.data.metrics == {"fit_seconds": 1.5}
+    assert [a.path for a in mlflow.MlflowClient(uri).list_artifacts(run_id)] == ["model.npz"]
+    assert (tmp_path / "mlruns").is_dir()  # artifacts beside the SQLite store
+
+
+def test_log_mlflow_run_warns_instead_of_failing(tmp_path, caplog, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    (tmp_path / "a_file").write_text("not a folder")
+    with caplog.at_level(logging.WARNING):
+        run_id = log_mlflow_run(f"sqlite:///{tmp_path}/a_file/x.db", "fit", metrics={"a": 1.0})
+    assert run_id is None and "tracking disabled" in caplog.text

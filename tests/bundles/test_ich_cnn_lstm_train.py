@@ -22,6 +22,7 @@ from ichbundles.networks import CNNLSTM
 BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "ich_cnn_lstm"
 CONFIGS = BUNDLE / "configs"
 TINY = ["--backbone", "resnet10_tiny", "--hidden", "16", "--image_size", "64"]
+TINY += ["--encoder_warmup_epochs", "1", "--warmup_scans_per_batch", "2"]
 TINY_OVERRIDES = ["backbone=resnet10_tiny", "hidden=16", "image_size=64"]
 
 
@@ -74,6 +75,7 @@ def test_train_writes_loadable_best_and_last_checkpoints(trained):
     assert set(last) == {"network", "optimizer", "lr_scheduler", "trainer"}
     assert _epoch(out / "models" / "checkpoint_last.pt") == 2
     assert "Key metric: val_wll best value" in log
+    assert "encoder warm-up" in log
     assert net(torch.rand(1, 4, 3, 64, 64)).shape == (1, 4, 6)
 
 

@@ -1,0 +1,136 @@
+"""The ich_attention_mil bundle run as users run it, on tiny synthetic data: Phase 1 (Att-CNN)
+with ``python -m monai.bundle run``, Phase 2 (VGPMIL) with the merged configs, and both through
+``train_bundle``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from monai.bundle import ConfigParser, verify_metadata
+
+from ichbundles.bundle import train_bundle
+from ichbundles.data.synthetic import generate_dataset
+from ichbundles.mil import load_vgpmil
+from ichbundles.networks import AttentionMIL
+
+BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "ich_attention_mil"
+CONFIGS = BUNDLE / "configs"
+SCANS = 8
+
+
+def _bundle_run(configs: list[str], data: Path, out: Path, *args: str) -> str:
+    files = [str(CONFIGS / c) for c in configs]
+    config = files[0] if len(files) == 1 else repr(files)
+    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", config]
+    cmd += ["--bundle_root", str(BUNDLE), "--dataset_dir", str(data), "--output_dir", str(out)]
+    result = subprocess.run([*cmd, "--image_size", "64", *args], capture_output=True, text=True)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    return output
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("data")
+    generate_dataset(out, SCANS, size=64, seed=0, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(data, tmp_path_factory) -> Path:
+    """Phase 1 for 2 epochs, then Phase 2 on its best checkpoint, in one output folder."""
+    out = tmp_path_factory.mktemp("run")
+    _bundle_run(["train.yaml"], data, out, "--epochs", "2")
+    _bundle_run(["train.yaml", "vgpmil.yaml"], data, out)
+    return out
+
+
+def _n_slices(data: Path) -> int:
+    return len(pd.read_csv(data / "labels.csv")) // 6
+
+
+def test_phase1_writes_loadable_checkpoints(trained):
+    net = AttentionMIL(image_size=64)
+    net.load_state_dict(torch.load(trained / "models" / "model.pt", weights_only=True))
+    last = torch.load(trained / "models" / "checkpoint_last.pt", weights_only=True)
+    assert set(last) == {"network", "optimizer", "trainer"}
+    assert last["trainer"]["iteration"] // last["trainer"]["epoch_length"] == 2
+    assert net(torch.rand(2, 5, 3, 64, 64), torch.ones(2, 5, dtype=torch.bool)).shape == (2, 1)
+    # one cache for training, validation and Phase 2: every scan once
+    assert len(list((trained / "cache" / "att_mil_64").glob("*.pt"))) == SCANS
+
+
+def test_phase2_fits_vgpmil_on_the_slices_of_every_scan(trained, data):
+    models, settings = load_vgpmil(trained / "models")
+    assert (trained / "models" / "vgpmil.npz").is_file() and list(models) == ["any"]
+    assert settings["n_bags"] == SCANS and settings["n_instances"] == _n_slices(data)
+    assert settings["input"] == "raw" and settings["experiment"] == "AL-nAw"
+    assert settings["vgpmil"]["num_inducing"] == 200 and settings["vgpmil"]["lengthscale"] == 1.5
+    model = models["any"]
+    x = np.random.default_rng(0).normal(size=(30, 8))
+    instance_p, bag_p = model.predict_proba(x, np.repeat(["a", "b", "c"], 10))
+    assert instance_p.shape == (30,) and bag_p.shape == (3,)
+    assert ((instance_p >= 0) & (instance_p <= 1)).all()
+
+
+def test_both_phases_are_tracked_in_one_experiment(trained):
+    client = mlflow.MlflowClient(f"sqlite:///{trained}/mlruns.db")
+    experiment = client.get_experiment_by_name("ich_attention_mil")
+    found = client.search_runs([experiment.experiment_id])
+    runs = {r.info.run_name.split("_")[0]: r for r in found}
+    assert set(runs) == {"train", "vgpmil"}
+    assert all(r.info.status == "FINISHED" for r in runs.values())
+    history = client.get_metric_history(runs["train"].info.run_id, "val_loss")
+    assert [m.step for m in history] == [1, 2]
+    vgpmil = runs["vgpmil"]
+    assert vgpmil.data.params["input"] == "raw" and vgpmil.data.params["n_bags"] == str(SCANS)
+    assert "fit_seconds_any" in vgpmil.data.metrics
+    artifacts = {a.path for a in client.list_artifacts(vgpmil.info.run_id)}
+    assert {"vgpmil.npz", "vgpmil.json"} <= artifacts
+
+
+def test_train_bundle_runs_both_stages(data, tmp_path):
+    overrides = ["image_size=64", "scan_outputs=6", "pooling=mean", "vgpmil_params#max_iter=20"]
+    best = train_bundle("ich_attention_mil", data, tmp_path, epochs=1, overrides=overrides)
+    assert best == tmp_path.resolve() / "models" / "model.pt"
+    net = AttentionMIL(image_size=64, num_outputs=6, pooling="mean")
+    net.load_state_dict(torch.load(best, weights_only=True))
+    models, settings = load_vgpmil(tmp_path / "models")
+    assert len(models) == 6 and settings["experiment"] == "nAL"
+    assert (tmp_path / "models" / "vgpmil_subdural.npz").is_file()
+    for stage in ("train", "vgpmil"):
+        saved = json.loads((tmp_path / f"{stage}_config.json").read_text())
+        assert saved["scan_outputs"] == 6 and saved["resume"] is False
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path.resolve()}/mlruns.db")
+    (run,) = client.search_runs(
+        [client.get_experiment_by_name("ich_attention_mil").experiment_id],
+        filter_string="params.input = 'raw'",
+    )
+    assert "vgpmil_config.json" in [a.path for a in client.list_artifacts(run.info.run_id)]
+
+
+def test_multi_gpu_config_indices_match_train_yaml():
+    # multi_gpu_train.yaml names handlers by position: the first 2 run on every rank, MLflow
+    # ones are switched off on ranks > 0
+    parser = ConfigParser()
+    parser.read_config([str(CONFIGS / "train.yaml"), str(CONFIGS / "multi_gpu_train.yaml")])
+    train_handlers = parser["train#handlers"]
+    assert train_handlers[0]["_target_"] == "ValidationHandler"
+    assert train_handlers[1] == "@train#early_stop"
+    assert "[: 2 if" in parser["train#trainer#train_handlers"]
+    for handlers, index in (("train#handlers", 5), ("validate#handlers", 3)):
+        assert parser[handlers][index]["_target_"].endswith("SafeMLFlowHandler")
+        assert "dist.get_rank()" in parser[f"{handlers}#{index}#_disabled_"]
+
+
+def test_verify_metadata_offline():
+    schema = BUNDLE.parent / "schema" / "meta_schema_20240725.json"
+    verify_metadata(meta_file=str(CONFIGS / "metadata.json"), filepath=str(schema))

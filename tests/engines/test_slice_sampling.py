@@ -1,0 +1,49 @@
+"""Tests for drawing random slices from whole-scan batches."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ichbundles.engines import PrepareSliceBatch, collate_scans
+
+
+def _batch(lengths=(5, 2, 4)):
+    items = []
+    for b, n in enumerate(lengths):
+        # every slice carries its (scan, index) in its pixels and labels, to trace it back
+        image = torch.zeros(n, 1, 4, 4)
+        labels = torch.zeros(n, 2)
+        for i in range(n):
+            image[i] = 10 * b + i
+            labels[i] = torch.tensor([b, i], dtype=torch.float32)
+        items.append({"image": image, "slice_labels": labels})
+    return collate_scans(items)
+
+
+@pytest.mark.parametrize(("slices", "expected"), [(4, 4), (11, 11), (50, 11)])
+def test_draws_distinct_valid_slices_with_their_labels(slices, expected):
+    batch = _batch()
+    images, labels, args, kwargs = PrepareSliceBatch(slices)(batch)
+    assert images.shape == (expected, 1, 4, 4) and labels.shape == (expected, 2)
+    assert args == () and kwargs == {}
+    traced = {(int(b), int(i)) for b, i in labels.tolist()}
+    assert len(traced) == expected  # without replacement
+    lengths = (5, 2, 4)
+    assert all(i < lengths[b] for b, i in traced)  # never a padded slice
+    torch.testing.assert_close(images[:, 0, 0, 0], 10 * labels[:, 0] + labels[:, 1])
+
+
+def test_generator_makes_draws_reproducible_and_varied():
+    batch = _batch()
+    first = PrepareSliceBatch(3, generator=torch.Generator().manual_seed(1))(batch)[1]
+    again = PrepareSliceBatch(3, generator=torch.Generator().manual_seed(1))(batch)[1]
+    torch.testing.assert_close(first, again)
+    sampler = PrepareSliceBatch(3, generator=torch.Generator().manual_seed(1))
+    draws = {tuple(map(tuple, sampler(batch)[1].tolist())) for _ in range(10)}
+    assert len(draws) > 1
+
+
+def test_rejects_zero_slices():
+    with pytest.raises(ValueError, match="at least 1"):
+        PrepareSliceBatch(0)
