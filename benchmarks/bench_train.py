@@ -120,7 +120,7 @@ def main() -> None:
         "platform": platform.platform(),
         "warmup_epoch_s": warmup_s,
         "timed_epochs": args.epochs,
-        "iterations": len(step and timer.step),
+        "iterations": len(timer.step),
         "slices": sum(timer.slices),
         "slices_per_s": sum(timer.slices) / total,
         "median_step_s": statistics.median(timer.step),
