@@ -259,7 +259,9 @@ class MaskedBCEWithLogitsLoss(nn.Module):
         logits = input.reshape(-1, input.shape[-1])
         labels = target.reshape(-1, target.shape[-1]).to(logits.dtype)
         valid = (labels >= 0).all(dim=1)
-        bce = F.binary_cross_entropy_with_logits(logits[valid], labels[valid], reduction="none")
-        weights = self.weights.to(bce.dtype)
-        per_row = bce @ (weights / weights.sum())
+        # a mask rather than boolean indexing: no host-device sync on CUDA
+        bce = F.binary_cross_entropy_with_logits(logits, labels.clamp(min=0), reduction="none")
+        # the loss module is rarely moved with the network, so follow the logits' device
+        weights = self.weights.to(device=bce.device, dtype=bce.dtype)
+        per_row = torch.where(valid, bce @ (weights / weights.sum()), 0.0)
         return per_row.sum() / valid.sum().clamp(min=1)

@@ -248,3 +248,13 @@ def test_masked_bce_weights_and_edge_cases():
     assert uniform == pytest.approx((5 * np.log(2) + 30.0) / NUM_CLASSES, rel=1e-6)
     with pytest.raises(ValueError, match="one shape"):
         MaskedBCEWithLogitsLoss()(torch.zeros(2, 6), torch.zeros(2, 5))
+
+
+def test_masked_bce_follows_the_device_of_the_logits():
+    # bundle configs build the loss once and never move it: on CUDA its CPU weight buffer used
+    # to meet CUDA logits. The meta device stands in for any device other than the buffer's.
+    loss = MaskedBCEWithLogitsLoss()
+    logits = torch.zeros(3, 2, NUM_CLASSES, device="meta")
+    value = loss(logits, torch.zeros(3, 2, NUM_CLASSES, device="meta"))
+    assert value.device.type == "meta" and value.shape == ()
+    assert loss.weights.device.type == "cpu"
