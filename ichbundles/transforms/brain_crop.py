@@ -12,7 +12,6 @@ from monai.transforms.utils import (
     get_largest_connected_component_mask,
 )
 from monai.utils import TransformBackends, convert_data_type
-from scipy import ndimage
 from skimage.morphology import disk
 
 __all__ = ["BrainCrop", "BrainCropd", "brain_box"]
@@ -58,20 +57,58 @@ def brain_box(
     mask = mask.reshape(-1, h, w)
     if radius is None:
         radius = max(1, round(min(h, w) / 100))
-    # Opening with a disk as a sequence of small crosses (skimage's exact decomposition), each a
-    # (1, k, k) footprint so every slice is opened on its own in one scipy call: 0.7 s instead of
-    # 1.2 s with the whole disk for 40 x 512 x 512.
-    crosses = [(footprint[None], n) for footprint, n in disk(radius, decomposition="crosses")]
-    for footprint, n in crosses:
-        mask = ndimage.binary_erosion(mask, structure=footprint, iterations=n)
-    for footprint, n in crosses:
-        mask = ndimage.binary_dilation(mask, structure=footprint, iterations=n)
+    mask = _open_with_disk(mask, radius)
     if largest_component:
         mask = np.stack([get_largest_connected_component_mask(m) for m in mask])
     if not mask.any():
         return 0, h, 0, w
     (y0, x0), (y1, x1) = generate_spatial_bounding_box(mask, margin=margin, allow_smaller=True)
     return int(y0), int(y1), int(x0), int(x1)
+
+
+def _line(mask: np.ndarray, axis: int, half: int, erode: bool) -> np.ndarray:
+    """Erosion (AND) or dilation (OR) of a boolean array by a centred line of ``2 * half + 1``
+    pixels along ``axis``, background beyond the edges."""
+    out = mask.copy()
+    op = np.logical_and if erode else np.logical_or
+
+    def part(start: int | None, stop: int | None) -> tuple[slice, ...]:
+        index = [slice(None)] * mask.ndim
+        index[axis] = slice(start, stop)
+        return tuple(index)
+
+    for k in range(1, half + 1):
+        op(out[part(k, None)], mask[part(None, -k)], out=out[part(k, None)])
+        op(out[part(None, -k)], mask[part(k, None)], out=out[part(None, -k)])
+    if erode and half:  # a neighbour beyond the edge is background
+        out[part(None, half)] = False
+        out[part(-half, None)] = False
+    return out
+
+
+def _open_with_disk(mask: np.ndarray, radius: int) -> np.ndarray:
+    """Binary opening of each (H, W) plane of an (S, H, W) mask with a disk of ``radius``.
+
+    The disk is skimage's exact decomposition into crosses; a cross is the union of a row and a
+    column, so eroding or dilating by it is the AND or OR of a row and a column operation on
+    shifted views. That gives scipy's binary erosion then dilation (background beyond the edges)
+    three to four times faster than ``ndimage.binary_erosion`` with the cross footprints, whose
+    generic neighbourhood loop took 0.7 s of the 1.3 s preprocessing of a 40 x 512 x 512 series.
+    """
+    crosses = []
+    for footprint, repeats in disk(radius, decomposition="crosses"):
+        h, w = footprint.shape
+        cross = np.zeros_like(footprint)
+        cross[h // 2, :] = cross[:, w // 2] = 1
+        if not np.array_equal(footprint, cross):  # skimage's decomposition changed
+            raise RuntimeError(f"disk({radius}) decomposition holds a non-cross footprint")
+        crosses.append((h // 2, w // 2, repeats))
+    out = np.asarray(mask, dtype=bool)
+    for erode, combine in ((True, np.logical_and), (False, np.logical_or)):
+        for half_h, half_w, repeats in crosses:
+            for _ in range(repeats):
+                out = combine(_line(out, -1, half_w, erode), _line(out, -2, half_h, erode))
+    return out
 
 
 def _crop(img: NdarrayOrTensor, box: Box) -> NdarrayOrTensor:

@@ -122,3 +122,23 @@ def test_dict_variant_missing_keys():
         keys=["image", "seg"], source_key="image", threshold=-500, allow_missing_keys=True
     )
     assert "seg_crop_box" not in cropper(data)
+
+
+@pytest.mark.parametrize("radius", [1, 3, 5])
+def test_opening_equals_scipy_binary_opening_with_a_disk(radius):
+    from scipy import ndimage
+    from skimage.morphology import disk
+
+    from ichbundles.transforms.brain_crop import _open_with_disk
+
+    rng = np.random.default_rng(radius)
+    # blobs of several sizes, touching the edges too, so erosion at the border is exercised
+    mask = ndimage.gaussian_filter(rng.random((3, 48, 40)), sigma=(0, 2, 2)) > 0.5
+    expected = np.stack(
+        [
+            ndimage.binary_dilation(ndimage.binary_erosion(m, disk(radius)), disk(radius))
+            for m in mask
+        ]
+    )
+    assert expected.any() and not expected.all()
+    np.testing.assert_array_equal(_open_with_disk(mask, radius), expected)
