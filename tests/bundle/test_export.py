@@ -11,9 +11,11 @@ import pytest
 import torch
 
 from ichbundles.bundle.export import check_export, export_model
+from ichbundles.bundle.paths import bundle_config
 from ichbundles.bundle.predict import load_bundle_config, load_weights
 
 BUNDLE = "ich_cnn_lstm"
+VERSION = json.loads(bundle_config(BUNDLE, "metadata.json").read_text())["version"]
 TINY = {"network_def#backbone": "resnet10_tiny", "network_def#hidden": 16, "image_size": 64}
 ATOL = 1e-4
 
@@ -54,7 +56,7 @@ def test_torchscript_matches_eager_on_other_slice_counts(checkpoint, eager, tmp_
         with torch.inference_mode():
             diff = (loaded(image, mask) - eager(image, mask))[mask].abs().max()
         assert diff <= ATOL
-    assert json.loads(extra["metadata.json"])["version"] == "0.1.0"
+    assert json.loads(extra["metadata.json"])["version"] == VERSION
     inference = json.loads(extra["inference.json"])
     assert inference["network_def"]["_target_"] == "ichbundles.networks.CNNLSTM"
     assert "preprocessing" in inference

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from ichbundles.bundle.paths import bundle_config
 from ichbundles.bundle.predict import (
     ERRORS_JSON,
     PredictionResult,
@@ -34,6 +35,7 @@ from ichbundles.data.synthetic import generate_dataset
 from ichbundles.io import read_series
 
 BUNDLE = "ich_cnn_lstm"
+VERSION = json.loads(bundle_config(BUNDLE, "metadata.json").read_text())["version"]
 CONFIG = Path(__file__).resolve().parents[2] / "bundles" / BUNDLE / "configs" / "inference.yaml"
 #: A tiny network and 64-pixel images keep the tests fast.
 TINY = {"network_def#backbone": "resnet10_tiny", "network_def#hidden": 16, "image_size": 64}
@@ -84,7 +86,7 @@ def test_one_valid_report_per_series_named_by_uid(predicted, series):
         assert result.path == output / f"{uid}.json"
         assert json.loads(result.path.read_text()) == result.report
         assert result.report["model"]["bundle"] == BUNDLE
-        assert result.report["model"]["version"] == "0.1.0"
+        assert result.report["model"]["version"] == VERSION
         assert len(result.report["model"]["checkpoint_sha256"]) == 64
 
 
