@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from pathlib import Path
 
@@ -63,18 +64,27 @@ def add_evaluate_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
         description="Score slice (RSNA 'ID,Label') or scan predictions against RSNA labels, "
         "CQ500 reads or per-scan labels; write metrics.json, report.md and plots. Slice "
         "predictions are aggregated to scans by the maximum over slices when a slice map says "
-        "which scan each slice is in.",
+        "which scan each slice is in. With --mil instead: average the mil_metrics.json files of "
+        "ich_attention_mil evaluations into the Table 1 layout of paper 000.",
     )
     parser.add_argument(
         "--predictions",
-        required=True,
         nargs="+",
         action="extend",
         type=Path,
         metavar="CSV",
         help="prediction file(s); several give mean ± std over runs",
     )
-    truth = parser.add_mutually_exclusive_group(required=True)
+    parser.add_argument(
+        "--mil",
+        nargs="+",
+        action="extend",
+        type=Path,
+        metavar="JSON",
+        help="mil_metrics.json file(s) of ich_attention_mil's evaluate.yaml (seeds, variants): "
+        "mean ± std per model and setting, like Table 1 of paper 000",
+    )
+    truth = parser.add_mutually_exclusive_group()
     truth.add_argument("--labels", type=Path, metavar="CSV", help="RSNA slice labels (ID,Label)")
     truth.add_argument("--reads", type=Path, metavar="CSV", help="CQ500 reads.csv (majority)")
     truth.add_argument(
@@ -113,8 +123,40 @@ def add_evaluate_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
         help="choose each class's threshold for this sensitivity, e.g. 0.95 for triage",
     )
     parser.add_argument("--bins", type=_count, default=10, help="calibration bins (default 10)")
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, evaluate_parser=parser)
     return parser
+
+
+def _run_mil(args: argparse.Namespace) -> int:
+    """Average ``mil_metrics.json`` files into Table 1; write and print it."""
+    from ichbundles.metrics.predictions import PredictionError
+    from ichbundles.metrics.report import check_out
+    from ichbundles.mil.evaluation import mil_table_markdown, read_mil_results, summarise_mil_runs
+
+    runs = []
+    for path in args.mil:
+        try:
+            runs.append(read_mil_results(path))
+        except (ValueError, KeyError) as error:
+            raise PredictionError(path, str(error).removeprefix(f"{path}: ")) from None
+    check_out(args.out)
+    try:
+        summary = summarise_mil_runs(runs)
+    except ValueError as error:
+        raise PredictionError(args.mil[0], str(error)) from None
+    summary["runs"] = [str(path) for path in args.mil]
+    table = mil_table_markdown(summary)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name, text in (
+        ("mil_summary.json", json.dumps(summary, indent=2) + "\n"),
+        ("mil_table.md", table),
+    ):
+        partial = args.out / (name + ".partial")
+        partial.write_text(text)
+        partial.replace(args.out / name)
+    print(table)
+    print(f"wrote mil_summary.json, mil_table.md to {args.out}")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -129,6 +171,15 @@ def run(args: argparse.Namespace) -> int:
     from ichbundles.metrics.predictions import PredictionError
     from ichbundles.metrics.report import check_out, format_table, write_outputs
 
+    parser = args.evaluate_parser
+    if args.mil:
+        if args.predictions or args.labels or args.reads or args.scan_labels or args.slice_map:
+            parser.error("--mil takes no --predictions, labels or --slice-map")
+        return _run_mil(args)
+    if not args.predictions:
+        parser.error("the following arguments are required: --predictions (or --mil)")
+    if not (args.labels or args.reads or args.scan_labels):
+        parser.error("one of the arguments --labels --reads --scan-labels is required")
     for path in (args.labels, args.reads, args.scan_labels):
         if path is not None and not os.path.isfile(path):
             raise LabelError(path, "no such file")

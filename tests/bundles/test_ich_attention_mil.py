@@ -5,6 +5,7 @@ with ``python -m monai.bundle run``, Phase 2 (VGPMIL) with the merged configs, a
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -95,6 +96,39 @@ def test_both_phases_are_tracked_in_one_experiment(trained):
     assert "fit_seconds_any" in vgpmil.data.metrics
     artifacts = {a.path for a in client.list_artifacts(vgpmil.info.run_id)}
     assert {"vgpmil.npz", "vgpmil.json"} <= artifacts
+
+
+def test_evaluate_scores_both_phases_on_held_out_scans(trained, tmp_path):
+    held_out = tmp_path / "test"
+    generate_dataset(held_out, 4, size=64, seed=1, progress=False)
+    out = tmp_path / "eval_run"
+    (out / "models").mkdir(parents=True)
+    shutil.copy(trained / "models" / "model.pt", out / "models")
+    configs = ["train.yaml", "vgpmil.yaml", "evaluate.yaml"]
+    # without a fitted VGPMIL only the Att-CNN is scored
+    _bundle_run(configs, held_out, out, "--tracking_enabled", "False")
+    only = json.loads((out / "eval" / "mil_metrics.json").read_text())
+    assert list(only["methods"]) == ["Att-CNN/AL"]
+    for name in ("vgpmil.npz", "vgpmil.json"):
+        shutil.copy(trained / "models" / name, out / "models")
+    printed = _bundle_run(configs, held_out, out)
+    results = json.loads((out / "eval" / "mil_metrics.json").read_text())
+    assert list(results["methods"]) == ["Att-CNN/AL", "Att-CNN+VGPMIL/AL-nAw"]
+    assert results["n_scans"] == 4 and results["n_slices"] == _n_slices(held_out)
+    for levels in results["methods"].values():
+        assert levels["scan"]["n"] == 4 and levels["slice"]["n"] == _n_slices(held_out)
+        for figures in levels.values():
+            defined = [figures[f] for f in ("accuracy", "f1", "precision", "recall", "auc")]
+            assert all(v is None or 0 <= v <= 1 for v in defined)
+            assert figures["accuracy"] is not None
+    table = (out / "eval" / "mil_table.md").read_text()
+    assert "| scan-level | Att-CNN+VGPMIL AL-nAw | Att-CNN AL |" in table and table in printed
+    client = mlflow.MlflowClient(f"sqlite:///{out}/mlruns.db")
+    experiment = client.get_experiment_by_name("ich_attention_mil")
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.info.run_name.startswith("evaluate_")
+    assert "vgpmil_AL-nAw_scan_accuracy" in run.data.metrics
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {"mil_metrics.json"}
 
 
 def test_train_bundle_runs_both_stages(data, tmp_path):

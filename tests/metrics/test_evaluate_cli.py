@@ -186,3 +186,60 @@ def test_out_that_is_a_file_fails_before_evaluating(slice_files, tmp_path, monke
     with pytest.raises(PredictionError, match="output folder is a file, not a folder"):
         args.run(args)
     assert out.read_text() == "x"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],  # neither --predictions nor --mil
+        ["--predictions", "p.csv"],  # no labels
+        ["--mil", "m.json", "--labels", "l.csv"],
+        ["--mil", "m.json", "--predictions", "p.csv"],
+    ],
+)
+def test_missing_or_mixed_modes_exit_2(argv, capsys):
+    args = _parse(argv)
+    with pytest.raises(SystemExit) as info:
+        args.run(args)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "required" in err or "--mil takes no" in err
+
+
+def _mil_run(path, accuracy, method="Att-CNN/AL"):
+    figures = {"accuracy": accuracy, "f1": 0.5, "precision": 0.5, "recall": 0.5, "auc": 0.9}
+    path.write_text(
+        json.dumps(
+            {
+                "schema": "ichbundles.mil.metrics/v1",
+                "class": "any",
+                "methods": {method: {"slice": figures, "scan": figures}},
+            }
+        )
+    )
+    return path
+
+
+def test_mil_runs_averaged_into_table_1(tmp_path, capsys):
+    files = [_mil_run(tmp_path / f"seed{s}.json", a) for s, a in enumerate((0.6, 0.8))]
+    files.append(_mil_run(tmp_path / "vgp.json", 0.9, "Att-CNN+VGPMIL/AL-nAw"))
+    out = tmp_path / "table"
+    args = _parse(["--mil", *map(str, files), "--out", str(out)])
+    assert args.run(args) == 0
+    printed = capsys.readouterr().out
+    assert "| accuracy | 0.900 | 0.700 ± 0.141 |" in printed
+    assert (out / "mil_table.md").read_text() in printed
+    summary = json.loads((out / "mil_summary.json").read_text())
+    assert summary["methods"]["Att-CNN/AL"]["scan"]["accuracy"]["n"] == 2
+    assert summary["runs"] == [str(f) for f in files]
+
+
+def test_mil_bad_file_is_one_error_naming_it(tmp_path, capsys):
+    from ichbundles import cli
+
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    code = cli.main(["evaluate", "--mil", str(bad), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and str(bad) in err[0] and "not JSON" in err[0]
+    assert not (tmp_path / "o").exists()
