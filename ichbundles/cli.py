@@ -137,9 +137,12 @@ def _predict(args: argparse.Namespace) -> int:
     from ichbundles.bundle.predict import exit_code, predict_series
 
     overrides = _overrides(args.overrides)
-    results = predict_series(
-        args.bundle, args.checkpoint, args.input, args.output, overrides=overrides
-    )
+    try:
+        results = predict_series(
+            args.bundle, args.checkpoint, args.input, args.output, overrides=overrides
+        )
+    except ValueError as error:  # a model the bundle cannot predict with; series fail one by one
+        raise BadInputError(str(error)) from None
     for result in results:
         if not result.ok:
             print(f"error: {result.error}", file=sys.stderr)

@@ -31,6 +31,7 @@ from monai.transforms import Compose
 from ichbundles.bundle.paths import bundle_path
 from ichbundles.bundle.report import (
     DEFAULT_VERSION,
+    SLICE_EXTRA_KEYS,
     build_report,
     file_sha256,
     resolve_thresholds,
@@ -176,6 +177,8 @@ class Predictor:
     Raises:
         BundleNotFoundError: no such bundle.
         FileNotFoundError: no such checkpoint.
+        ValueError: an inferer that cannot serve this checkpoint (ich_attention_mil without a
+            VGPMIL for every class), or weights that do not fit the configured network.
     """
 
     def __init__(
@@ -188,6 +191,8 @@ class Predictor:
     ) -> None:
         if not Path(checkpoint).is_file():
             raise FileNotFoundError(f"{checkpoint}: no such checkpoint file")
+        # configs that derive paths from `checkpoint` (ich_attention_mil's VGPMIL folder) see ours
+        overrides = {"checkpoint": str(checkpoint), **(overrides or {})}
         parser = load_bundle_config(bundle, overrides=overrides)
         self.bundle = Path(parser["bundle_root"]).name
         self.version = str(parser.get("_meta_", {}).get("version", DEFAULT_VERSION))
@@ -197,10 +202,24 @@ class Predictor:
         if thresholds is None and "thresholds" in parser:
             thresholds = parser.get_parsed_content("thresholds")
         self.thresholds = resolve_thresholds(thresholds)
+        # the inferer first: its complaint (ich_attention_mil without subtype VGPMILs) is the
+        # one that says what to do, where the weights would only mismatch
+        try:
+            self.inferer = parser.get_parsed_content("inferer")
+        except RuntimeError as error:  # MONAI wraps the inferer's own error
+            if isinstance(error.__cause__, ValueError):
+                raise error.__cause__ from None
+            raise
         network = parser.get_parsed_content("network_def", instantiate=True)
-        self.network = load_weights(network, checkpoint).to(self.device).eval()
+        try:
+            self.network = load_weights(network, checkpoint).to(self.device).eval()
+        except RuntimeError as error:  # load_state_dict: missing, unexpected or mis-sized keys
+            first = str(error).strip().splitlines()[-1].strip()
+            raise ValueError(
+                f"{checkpoint}: does not fit the network of {Path(bundle).name} as configured "
+                f"({first}); give the settings it was trained with as overrides"
+            ) from None
         self.preprocessing = TimedPreprocessing(parser.get_parsed_content("preprocessing"))
-        self.inferer = parser.get_parsed_content("inferer")
         self.postprocessing = parser.get_parsed_content("postprocessing")
 
     def predict(self, path: str | os.PathLike | Sequence[str | os.PathLike]) -> dict[str, Any]:
@@ -217,8 +236,13 @@ class Predictor:
         model_start = time.perf_counter()
         with torch.inference_mode():
             image = item["image"][None].to(self.device)
-            logits = self.inferer(image, self.network)[0]
-            probabilities = self.postprocessing({"pred": logits})["pred"].cpu()
+            output = self.inferer(image, self.network)
+            # an inferer may return {"pred": logits, <slice extra>: ...} (VGPMILInferer)
+            extras = {}
+            if isinstance(output, Mapping):
+                extras = {k: v[0] for k, v in output.items() if k in SLICE_EXTRA_KEYS}
+                output = output["pred"]
+            probabilities = self.postprocessing({"pred": output[0]})["pred"].cpu()
         end = time.perf_counter()
         timing = {**item["timing_s"], "model": end - model_start, "total": end - start}
         source = path if isinstance(path, str | os.PathLike) else os.path.commonpath(path)
@@ -231,6 +255,7 @@ class Predictor:
             source=str(source),
             thresholds=self.thresholds,
             timing_s=timing,
+            slice_extras=extras,
         )
 
 

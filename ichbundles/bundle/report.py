@@ -37,6 +37,7 @@ __all__ = [
     "PREDICTIONS_CSV",
     "REPORT_SCHEMA",
     "SCAN_PREDICTIONS_CSV",
+    "SLICE_EXTRA_KEYS",
     "ReportWriter",
     "build_report",
     "file_sha256",
@@ -61,6 +62,9 @@ _MODEL_KEYS = ("bundle", "version", "checkpoint_sha256")
 _SERIES_KEYS = ("study_instance_uid", "series_instance_uid", "n_slices", "source")
 _SCAN_KEYS = ("probabilities", "positive", "thresholds")
 _SLICE_KEYS = ("index", "sop_instance_uid", "z_mm", "probabilities")
+#: Optional per-slice numbers a bundle may add after ``probabilities``, in this order:
+#: ``attention``, the slice's pooling weight in its scan (attention MIL; they sum to 1).
+SLICE_EXTRA_KEYS = ("attention",)
 _TIMING_KEYS = ("read", "preprocess", "model", "total")
 
 
@@ -111,6 +115,7 @@ def build_report(
     source: str,
     thresholds: float | Mapping[str, float] | None = None,
     timing_s: Mapping[str, float] | None = None,
+    slice_extras: Mapping[str, np.ndarray | torch.Tensor] | None = None,
 ) -> dict[str, Any]:
     """Build one ``ichbundles.report/v1`` report.
 
@@ -128,10 +133,12 @@ def build_report(
         thresholds: see :func:`resolve_thresholds`.
         timing_s: ``read``, ``preprocess`` and ``model`` seconds; ``total`` is their sum unless
             given. Missing entries are 0.
+        slice_extras: further ``(S,)`` numbers per slice by name, among
+            :data:`SLICE_EXTRA_KEYS` (``attention``).
 
     Raises:
         ValueError: probabilities that are not ``(S, 6)`` with ``S >= 1`` or do not match the
-            metadata's slice count.
+            metadata's slice count; an unknown or mis-sized extra.
     """
     probs = torch.as_tensor(slice_probabilities).detach().float().cpu().numpy()
     uids = list(meta["sop_instance_uids"])
@@ -143,6 +150,14 @@ def build_report(
             f"{probs.shape[0]} slices of probabilities but {len(uids)} SOPInstanceUIDs and "
             f"{len(z_mm)} positions."
         )
+    extras = {}
+    for key, values in (slice_extras or {}).items():
+        if key not in SLICE_EXTRA_KEYS:
+            raise ValueError(f"unknown slice extra {key!r}; known: {list(SLICE_EXTRA_KEYS)}")
+        extras[key] = torch.as_tensor(values).detach().double().cpu().numpy().reshape(-1)
+        if len(extras[key]) != probs.shape[0]:
+            raise ValueError(f"{len(extras[key])} values of {key} for {probs.shape[0]} slices.")
+    extras = {k: extras[k] for k in SLICE_EXTRA_KEYS if k in extras}
     limits = resolve_thresholds(thresholds)
     scan = _by_class(probs.max(axis=0))
     timing = {k: float((timing_s or {}).get(k, 0.0)) for k in _TIMING_KEYS[:3]}
@@ -167,6 +182,7 @@ def build_report(
                 "sop_instance_uid": str(uids[i]),
                 "z_mm": float(z_mm[i]),
                 "probabilities": _by_class(probs[i]),
+                **{key: float(values[i]) for key, values in extras.items()},
             }
             for i in range(probs.shape[0])
         ],
@@ -197,7 +213,9 @@ def validate_report(report: Mapping[str, Any]) -> None:
 
     Checks the keys and their order, the types, probabilities in [0, 1], ``positive`` agreeing
     with the thresholds, the slice indices ``0..S-1``, ``n_slices`` and the scan probabilities
-    being the maximum of the slice probabilities.
+    being the maximum of the slice probabilities. Slices may carry the optional numbers of
+    :data:`SLICE_EXTRA_KEYS` after ``probabilities`` (all slices the same ones; attention
+    weights in [0, 1]).
 
     Raises:
         ValueError: the first problem found, naming its place in the report.
@@ -228,14 +246,21 @@ def validate_report(report: Mapping[str, Any]) -> None:
     slices = report["slices"]
     if not isinstance(slices, list) or not slices or len(slices) != series["n_slices"]:
         raise ValueError(f"slices: expected a list of series.n_slices = {series['n_slices']}.")
+    extra_keys = tuple(
+        k for k in SLICE_EXTRA_KEYS if isinstance(slices[0], Mapping) and k in slices[0]
+    )
     for i, item in enumerate(slices):
-        _check_keys(item, _SLICE_KEYS, f"slices[{i}]")
+        _check_keys(item, _SLICE_KEYS + extra_keys, f"slices[{i}]")
         if item["index"] != i or isinstance(item["index"], bool):
             raise ValueError(f"slices[{i}].index: expected {i}, got {item['index']!r}.")
         if not isinstance(item["sop_instance_uid"], str):
             raise ValueError(f"slices[{i}].sop_instance_uid: expected a string.")
         _check_number(item["z_mm"], f"slices[{i}].z_mm")
         _check_probabilities(item["probabilities"], f"slices[{i}].probabilities")
+        for key in extra_keys:
+            _check_number(item[key], f"slices[{i}].{key}")
+            if key == "attention" and not 0.0 <= item[key] <= 1.0:
+                raise ValueError(f"slices[{i}].attention: expected a weight in [0, 1].")
     for c in ICH_CLASSES:
         top = max(item["probabilities"][c] for item in slices)
         if not math.isclose(scan["probabilities"][c], top, rel_tol=1e-6, abs_tol=1e-7):
@@ -358,7 +383,9 @@ class ReportWriter:
     :func:`ichbundles.engines.collate_scans`, with ``mask``, ``image_meta``, the input path
     (``source_key``) and the ``timing_s`` of
     :class:`ichbundles.bundle.predict.TimedPreprocessing`. The model time of a batch is shared
-    equally among its scans. The csv files are written when the run completes.
+    equally among its scans. Per-slice numbers of :data:`SLICE_EXTRA_KEYS` found in the output
+    (``attention``, ``(B, S)``) go into the reports. The csv files are written when the run
+    completes.
 
     Args:
         output_dir: folder of the reports and csv files.
@@ -406,6 +433,11 @@ class ReportWriter:
         batch, output = engine.state.batch, engine.state.output
         masks = torch.as_tensor(batch["mask"]).bool().cpu()
         predictions = torch.as_tensor(output["pred"]).detach().cpu()
+        extras = {
+            key: torch.as_tensor(output[key]).detach().cpu()
+            for key in SLICE_EXTRA_KEYS
+            if key in output
+        }
         model_s = (time.perf_counter() - self._started) / len(masks)
         for b, valid in enumerate(masks):
             timing = {**batch["timing_s"][b], "model": model_s}
@@ -419,6 +451,7 @@ class ReportWriter:
                 source=str(batch[self.source_key][b]),
                 thresholds=self.thresholds,
                 timing_s=timing,
+                slice_extras={key: values[b][valid] for key, values in extras.items()},
             )
             write_report(report, self.output_dir)
             self.reports.append(report)

@@ -6,7 +6,8 @@ on the Att-CNN's slice features (Phase 2 of its pipeline): :class:`MILFeatureInf
 :class:`MILFeatureCollector` gather those features with a MONAI evaluator, and
 :func:`fit_vgpmil_from_features` fits and saves one VGPMIL per scan output.
 :func:`attention_slice_predictions` gives the Att-CNN's own slice labels from its attention, and
-:func:`evaluate_mil` scores both phases like Table 1 of the paper.
+:func:`evaluate_mil` scores both phases like Table 1 of the paper. :class:`VGPMILInferer` runs
+both phases on new scans.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ichbundles.mil.evaluation import (
     write_mil_results,
 )
 from ichbundles.mil.features import MILFeatureCollector, MILFeatureInferer, MILFeatures
+from ichbundles.mil.inferer import VGPMILInferer
 from ichbundles.mil.vgpmil import VGPMIL
 from ichbundles.mil.workflow import (
     VGPMIL_INPUTS,
@@ -40,6 +42,7 @@ __all__ = [
     "MILFeatureInferer",
     "MILFeatures",
     "VGPMILFit",
+    "VGPMILInferer",
     "attention_slice_predictions",
     "evaluate_mil",
     "fit_vgpmil_from_features",

@@ -566,6 +566,27 @@ class VGPMIL:
         self.n_features_in_ = x.shape[1]
         return self
 
+    def decision_function(self, X: ArrayLike) -> np.ndarray:
+        """Posterior mean of the latent function at each instance: its logit.
+
+        ``expit`` of it is the instance probability of :meth:`predict_proba`, so it can stand
+        where a network's logits do (``ichbundles.mil.VGPMILInferer``).
+
+        Args:
+            X: ``(N, D)`` instance features (raw; standardised here).
+
+        Returns:
+            ``(N,)`` float64, in the order of ``X``.
+        """
+        self._check_fitted()
+        x = (_features(X, self.n_features_in_) - self.mean_) / self.std_
+        latent = np.empty(x.shape[0])
+        for start in range(0, x.shape[0], _PREDICT_CHUNK):
+            rows = slice(start, start + _PREDICT_CHUNK)
+            k = rbf_kernel(x[rows], self.inducing_points_, self.lengthscale, self.variance)
+            latent[rows] = k @ self.alpha_
+        return latent
+
     def predict_proba(self, X: ArrayLike, bag_ids: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
         """Instance and bag probabilities.
 
@@ -580,12 +601,7 @@ class VGPMIL:
         self._check_fitted()
         x = _features(X, self.n_features_in_)
         bags = _Bags.index(x, _per_instance(bag_ids, x.shape[0], "bag_ids"))
-        x = (x[bags.order] - self.mean_) / self.std_
-        latent = np.empty(x.shape[0])
-        for start in range(0, x.shape[0], _PREDICT_CHUNK):
-            rows = slice(start, start + _PREDICT_CHUNK)
-            k = rbf_kernel(x[rows], self.inducing_points_, self.lengthscale, self.variance)
-            latent[rows] = k @ self.alpha_
+        latent = self.decision_function(x[bags.order])
         if self.aggregation == "max":
             bag_p = expit(np.maximum.reduceat(latent, bags.starts))
         else:

@@ -223,3 +223,16 @@ def test_volume_slices_get_keys_the_evaluator_can_parse(tmp_path):
     assert keys == ["1.2.3.0", "1.2.3.1"]
     path, _ = write_prediction_tables([(k, [0.5] * 6) for k in keys], [], tmp_path)
     assert list(read_slice_predictions(path).index) == keys
+
+
+def test_checkpoint_of_other_settings_is_one_clear_error(checkpoint, series, tmp_path, capsys):
+    from ichbundles import cli
+
+    with pytest.raises(ValueError, match="does not fit the network of ich_cnn_lstm"):
+        Predictor(BUNDLE, checkpoint, device="cpu", overrides={**TINY, "network_def#hidden": 8})
+    argv = ["predict", BUNDLE, "--checkpoint", str(checkpoint), "--input", str(series[0])]
+    argv += ["--output", str(tmp_path / "p"), "image_size=64", "network_def#hidden=8"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(checkpoint) in err[0] and "size mismatch" in err[0]
+    assert not (tmp_path / "p").exists()

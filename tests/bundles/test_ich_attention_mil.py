@@ -18,6 +18,7 @@ import torch
 from monai.bundle import ConfigParser, verify_metadata
 
 from ichbundles.bundle import train_bundle
+from ichbundles.bundle.report import validate_report
 from ichbundles.data.synthetic import generate_dataset
 from ichbundles.mil import load_vgpmil
 from ichbundles.networks import AttentionMIL
@@ -131,10 +132,19 @@ def test_evaluate_scores_both_phases_on_held_out_scans(trained, tmp_path):
     assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {"mil_metrics.json"}
 
 
-def test_train_bundle_runs_both_stages(data, tmp_path):
+@pytest.fixture(scope="module")
+def trained6(data, tmp_path_factory) -> Path:
+    """Both stages through ``train_bundle``: six scan outputs, mean pooling (nAL), one epoch."""
+    out = tmp_path_factory.mktemp("run6")
     overrides = ["image_size=64", "scan_outputs=6", "pooling=mean", "vgpmil_params#max_iter=20"]
-    best = train_bundle("ich_attention_mil", data, tmp_path, epochs=1, overrides=overrides)
-    assert best == tmp_path.resolve() / "models" / "model.pt"
+    best = train_bundle("ich_attention_mil", data, out, epochs=1, overrides=overrides)
+    assert best == out.resolve() / "models" / "model.pt"
+    return out
+
+
+def test_train_bundle_runs_both_stages(trained6):
+    tmp_path = trained6
+    best = tmp_path / "models" / "model.pt"
     net = AttentionMIL(image_size=64, num_outputs=6, pooling="mean")
     net.load_state_dict(torch.load(best, weights_only=True))
     models, settings = load_vgpmil(tmp_path / "models")
@@ -149,6 +159,60 @@ def test_train_bundle_runs_both_stages(data, tmp_path):
         filter_string="params.input = 'raw'",
     )
     assert "vgpmil_config.json" in [a.path for a in client.list_artifacts(run.info.run_id)]
+
+
+def _reports(folder: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json")) if p.stem != "errors"]
+
+
+def test_predict_reports_vgpmil_probabilities_and_attention(trained6, data, tmp_path):
+    from ichbundles import cli
+
+    series = sorted((data / "dicom").iterdir())[:2]
+    checkpoint = trained6 / "models" / "model.pt"
+    out = tmp_path / "cli"
+    argv = ["predict", "ich_attention_mil", "--checkpoint", str(checkpoint), "--input"]
+    argv += [*map(str, series), "--output", str(out), "image_size=64", "pooling=mean"]
+    assert cli.main(argv) == 0
+    reports = _reports(out)
+    assert len(reports) == 2 and json.loads((out / "errors.json").read_text()) == []
+    for report in reports:
+        validate_report(report)
+        assert report["model"]["bundle"] == "ich_attention_mil"
+        attention = [s["attention"] for s in report["slices"]]
+        assert sum(attention) == pytest.approx(1.0, abs=1e-5)  # mean pooling: 1/S each
+        assert attention == pytest.approx([1 / len(attention)] * len(attention), abs=1e-6)
+        any_p = [s["probabilities"]["any"] for s in report["slices"]]
+        assert len(set(any_p)) > 1  # VGPMIL on each slice's own features
+    rows = pd.read_csv(out / "predictions.csv")
+    assert len(rows) == 6 * sum(r["series"]["n_slices"] for r in reports)
+    # the same config run by MONAI's runner gives the same reports
+    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file"]
+    cmd += [str(CONFIGS / "inference.yaml"), "--bundle_root", str(BUNDLE)]
+    cmd += ["--checkpoint", str(checkpoint), "--input_files", repr([str(p) for p in series])]
+    cmd += ["--output_dir", str(tmp_path / "runner"), "--image_size", "64", "--pooling", "mean"]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    runner = {r["series"]["series_instance_uid"]: r for r in _reports(tmp_path / "runner")}
+    for report in reports:
+        other = runner[report["series"]["series_instance_uid"]]
+        validate_report(other)
+        for a, b in zip(report["slices"], other["slices"], strict=True):
+            assert a["probabilities"] == pytest.approx(b["probabilities"], abs=1e-5)
+            assert a["attention"] == pytest.approx(b["attention"], abs=1e-6)
+
+
+def test_predict_needs_a_vgpmil_for_every_class(trained, data, tmp_path, capsys):
+    from ichbundles import cli
+
+    series = sorted((data / "dicom").iterdir())[0]
+    out = tmp_path / "p"
+    argv = ["predict", "ich_attention_mil", "--checkpoint", str(trained / "models" / "model.pt")]
+    argv += ["--input", str(series), "--output", str(out), "image_size=64"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no VGPMIL for epidural" in err[0] and "scan_outputs=6" in err[0]
+    assert not out.exists()
 
 
 def test_multi_gpu_config_indices_match_train_yaml():
