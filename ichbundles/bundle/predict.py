@@ -308,7 +308,8 @@ def predict_series(
             results.append(PredictionResult(source, report, write_report(report, output)))
         except (ValueError, OSError, RuntimeError) as error:  # SeriesReadError is a ValueError
             results.append(PredictionResult(source, error=_one_line(error, source)))
-            logger.error("%s", results[-1].error)
+            # INFO: the results and errors.json carry it; the command line prints it once
+            logger.info("%s", results[-1].error)
     write_prediction_csvs([r.report for r in results if r.report is not None], output)
     errors = [{"input": r.input, "error": r.error} for r in results if not r.ok]
     write_atomic(output / ERRORS_JSON, json.dumps(errors, indent=2))
