@@ -214,10 +214,10 @@ class Predictor:
         try:
             self.network = load_weights(network, checkpoint).to(self.device).eval()
         except RuntimeError as error:  # load_state_dict: missing, unexpected or mis-sized keys
-            first = str(error).strip().splitlines()[-1].strip()
+            detail = str(error).strip().splitlines()[-1].strip()  # e.g. the last size mismatch
             raise ValueError(
                 f"{checkpoint}: does not fit the network of {Path(bundle).name} as configured "
-                f"({first}); give the settings it was trained with as overrides"
+                f"({detail}); give the settings it was trained with as overrides"
             ) from None
         self.preprocessing = TimedPreprocessing(parser.get_parsed_content("preprocessing"))
         self.postprocessing = parser.get_parsed_content("postprocessing")

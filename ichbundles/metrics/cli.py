@@ -129,6 +129,7 @@ def add_evaluate_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
 
 def _run_mil(args: argparse.Namespace) -> int:
     """Average ``mil_metrics.json`` files into Table 1; write and print it."""
+    from ichbundles.bundle.report import write_atomic
     from ichbundles.metrics.predictions import PredictionError
     from ichbundles.metrics.report import check_out
     from ichbundles.mil.evaluation import mil_table_markdown, read_mil_results, summarise_mil_runs
@@ -146,14 +147,8 @@ def _run_mil(args: argparse.Namespace) -> int:
         raise PredictionError(args.mil[0], str(error)) from None
     summary["runs"] = [str(path) for path in args.mil]
     table = mil_table_markdown(summary)
-    args.out.mkdir(parents=True, exist_ok=True)
-    for name, text in (
-        ("mil_summary.json", json.dumps(summary, indent=2) + "\n"),
-        ("mil_table.md", table),
-    ):
-        partial = args.out / (name + ".partial")
-        partial.write_text(text)
-        partial.replace(args.out / name)
+    write_atomic(args.out / "mil_summary.json", json.dumps(summary, indent=2) + "\n")
+    write_atomic(args.out / "mil_table.md", table)
     print(table)
     print(f"wrote mil_summary.json, mil_table.md to {args.out}")
     return 0

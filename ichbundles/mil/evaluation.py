@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ichbundles.bundle.report import write_atomic
 from ichbundles.constants import ICH_CLASSES
 from ichbundles.metrics.roc import roc_auc
 from ichbundles.metrics.threshold import confusion_counts, stats_from_counts
@@ -199,22 +200,15 @@ def flat_mil_metrics(results: Mapping[str, Any]) -> dict[str, float]:
 def write_mil_results(results: Mapping[str, Any], output_dir: str | os.PathLike) -> Path:
     """Write ``mil_metrics.json`` and the one-run ``mil_table.md`` into ``output_dir``.
 
-    Both are written to temporary files first and renamed, so a failure leaves no half file.
+    Both are written atomically (:func:`ichbundles.bundle.report.write_atomic`): a failure
+    leaves no half file.
 
     Returns:
         The path of ``mil_metrics.json``.
     """
     output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    files = {
-        output_dir / "mil_metrics.json": json.dumps(results, indent=2) + "\n",
-        output_dir / "mil_table.md": mil_table_markdown(summarise_mil_runs([results])),
-    }
-    for path, text in files.items():
-        partial = path.with_name(path.name + ".partial")
-        partial.write_text(text)
-        partial.replace(path)
-    return output_dir / "mil_metrics.json"
+    write_atomic(output_dir / "mil_table.md", mil_table_markdown(summarise_mil_runs([results])))
+    return write_atomic(output_dir / "mil_metrics.json", json.dumps(results, indent=2) + "\n")
 
 
 def read_mil_results(path: str | os.PathLike) -> dict:

@@ -143,7 +143,8 @@ def test_write_read_and_flat_metrics(tmp_path):
     path = write_mil_results(results, tmp_path / "eval")
     assert read_mil_results(path) == results
     assert (tmp_path / "eval" / "mil_table.md").read_text().startswith("Class: any")
-    assert not list((tmp_path / "eval").glob("*.partial"))
+    written = sorted(p.name for p in (tmp_path / "eval").iterdir())
+    assert written == ["mil_metrics.json", "mil_table.md"]  # no temporary file left
     flat = flat_mil_metrics(results)
     assert flat["attcnn_AL_scan_accuracy"] == 0.75 and "attcnn_AL_slice_auc" in flat
     other = tmp_path / "other.json"
