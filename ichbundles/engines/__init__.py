@@ -1,5 +1,5 @@
-"""Ignite glue for MONAI engines: whole-scan batches, their ``prepare_batch`` (whole scans or
-random slices) and loss."""
+"""Ignite glue for MONAI engines: whole-scan batches, their ``prepare_batch`` (whole scans,
+random slices or blocks of adjacent slices) and loss."""
 
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ from ichbundles.engines.batching import (
     pad_scans,
     prepare_scan_batch,
 )
-from ichbundles.engines.slice_sampling import PrepareSliceBatch
+from ichbundles.engines.slice_sampling import PrepareBlockBatch, PrepareSliceBatch
 
 __all__ = [
     "PAD_LABEL",
     "MaskedBCEWithLogitsLoss",
+    "PrepareBlockBatch",
     "PrepareScanBatch",
     "PrepareSliceBatch",
     "collate_scans",

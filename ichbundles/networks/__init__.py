@@ -1,8 +1,10 @@
-"""Networks shared by the bundles: slice encoders, sequence heads, MIL pooling and scan models."""
+"""Networks shared by the bundles: slice encoders, sequence heads, MIL pooling, axial fusion and
+scan models."""
 
 from __future__ import annotations
 
 from ichbundles.networks.attention_mil import AttentionMIL, AttentionMILOutput
+from ichbundles.networks.axial_fusion import AxialFusion, axial_block_index
 from ichbundles.networks.backbones import BACKBONES, build_backbone, load_backbone_weights
 from ichbundles.networks.cnn_lstm import CNNLSTM, scan_logits
 from ichbundles.networks.mil_pooling import MIL_POOLING_MODES, MILPooling
@@ -15,8 +17,10 @@ __all__ = [
     "MIL_POOLING_MODES",
     "AttentionMIL",
     "AttentionMILOutput",
+    "AxialFusion",
     "MILPooling",
     "MaskedBiLSTM",
+    "axial_block_index",
     "build_backbone",
     "encode_slices",
     "load_backbone_weights",

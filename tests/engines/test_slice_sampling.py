@@ -1,11 +1,11 @@
-"""Tests for drawing random slices from whole-scan batches."""
+"""Tests for drawing random slices, or blocks of adjacent slices, from whole-scan batches."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from ichbundles.engines import PrepareSliceBatch, collate_scans
+from ichbundles.engines import PrepareBlockBatch, PrepareSliceBatch, collate_scans
 
 
 def _batch(lengths=(5, 2, 4)):
@@ -47,3 +47,32 @@ def test_generator_makes_draws_reproducible_and_varied():
 def test_rejects_zero_slices():
     with pytest.raises(ValueError, match="at least 1"):
         PrepareSliceBatch(0)
+
+
+@pytest.mark.parametrize(("blocks", "context", "expected"), [(3, 1, 3), (20, 3, 11), (11, 0, 11)])
+def test_blocks_are_adjacent_slices_of_one_scan_with_edges_replicated(blocks, context, expected):
+    lengths = (5, 2, 4)
+    width = 2 * context + 1
+    gen = torch.Generator().manual_seed(0)
+    images, labels, args, kwargs = PrepareBlockBatch(blocks, context, generator=gen)(_batch())
+    assert images.shape == (expected * width, 1, 4, 4) and labels.shape == (expected * width, 2)
+    assert args == () and kwargs == {}
+    torch.testing.assert_close(images[:, 0, 0, 0], 10 * labels[:, 0] + labels[:, 1])
+    centres = set()
+    for block in labels.reshape(expected, width, 2).tolist():
+        scans = {int(b) for b, _ in block}
+        assert len(scans) == 1  # one scan per block
+        scan = scans.pop()
+        centre = int(block[context][1])
+        assert centre < lengths[scan]  # never a padded slice
+        expected_slices = [
+            min(max(centre + k, 0), lengths[scan] - 1) for k in range(-context, context + 1)
+        ]
+        assert [int(i) for _, i in block] == expected_slices
+        centres.add((scan, centre))
+    assert len(centres) == expected  # centres drawn without replacement
+
+
+def test_block_batch_rejects_no_blocks():
+    with pytest.raises(ValueError, match="at least 1"):
+        PrepareBlockBatch(0)
