@@ -14,69 +14,6 @@ from ichbundles.networks.axial_fusion import axial_block_index
 __all__ = ["PrepareBlockBatch", "PrepareSliceBatch"]
 
 
-class PrepareSliceBatch(PrepareBatch):
-    """``prepare_batch`` that turns a batch of scans into a batch of single slices.
-
-    Draws up to ``slices`` of the valid slices of a :func:`ichbundles.engines.collate_scans`
-    batch at random, without replacement, so one step sees slices from several scans: far less
-    correlated than the slices of one or two whole scans, which is what lets a randomly
-    initialised encoder learn in a few hundred steps. Scan-level augmentation and the
-    preprocessing cache work unchanged, since the data loader still yields scans.
-
-    Returns ``(slices (N, C, H, W), labels (N, K), (), {})``.
-
-    Args:
-        slices: slices per step; all valid ones when the batch has fewer.
-        image_key: key of the (B, S, C, H, W) images.
-        mask_key: key of the (B, S) bool mask of real slices.
-        label_key: key of the (B, S, K) slice labels.
-        generator: random generator; the global one (seeded by ``set_determinism``) if ``None``.
-    """
-
-    def __init__(
-        self,
-        slices: int = 64,
-        image_key: str = "image",
-        mask_key: str = "mask",
-        label_key: str = "slice_labels",
-        generator: torch.Generator | None = None,
-    ) -> None:
-        if slices < 1:
-            raise ValueError(f"slices must be at least 1, got {slices}")
-        self.slices = slices
-        self.image_key = image_key
-        self.mask_key = mask_key
-        self.label_key = label_key
-        self.generator = generator
-
-    def __call__(
-        self,
-        batchdata: Mapping[str, Any],
-        device: str | torch.device | None = None,
-        non_blocking: bool = False,
-        **kwargs: Any,
-    ) -> tuple[torch.Tensor, torch.Tensor, tuple, dict]:
-        """Sample the slices and move them to ``device``.
-
-        Args:
-            batchdata: a batch from :func:`ichbundles.engines.collate_scans` with slice labels.
-            device: target device.
-            non_blocking: see ``Tensor.to``.
-            kwargs: further ``Tensor.to`` arguments for the images and labels.
-        """
-        valid = batchdata[self.mask_key].bool().flatten().nonzero().squeeze(1)
-        order = torch.randperm(valid.numel(), generator=self.generator)
-        chosen = valid[order[: self.slices]]
-        images = batchdata[self.image_key].flatten(0, 1)[chosen]
-        labels = batchdata[self.label_key].flatten(0, 1)[chosen]
-        return (
-            images.to(device=device, non_blocking=non_blocking, **kwargs),
-            labels.to(device=device, non_blocking=non_blocking, **kwargs),
-            (),
-            {},
-        )
-
-
 class PrepareBlockBatch(PrepareBatch):
     """``prepare_batch`` that turns a batch of scans into blocks of adjacent slices (paper 001).
 
@@ -109,7 +46,7 @@ class PrepareBlockBatch(PrepareBatch):
         generator: torch.Generator | None = None,
     ) -> None:
         if blocks < 1:
-            raise ValueError(f"blocks must be at least 1, got {blocks}")
+            raise ValueError(f"the number of blocks or slices must be at least 1, got {blocks}")
         self.blocks = blocks
         self.context = context
         self.image_key = image_key
@@ -124,7 +61,7 @@ class PrepareBlockBatch(PrepareBatch):
         non_blocking: bool = False,
         **kwargs: Any,
     ) -> tuple[torch.Tensor, torch.Tensor, tuple, dict]:
-        """Sample the blocks and move them to ``device``.
+        """Sample the blocks (or slices) and move them to ``device``.
 
         Args:
             batchdata: a batch from :func:`ichbundles.engines.collate_scans` with slice labels.
@@ -147,3 +84,34 @@ class PrepareBlockBatch(PrepareBatch):
             (),
             {},
         )
+
+
+class PrepareSliceBatch(PrepareBlockBatch):
+    """``prepare_batch`` that turns a batch of scans into a batch of single slices.
+
+    Draws up to ``slices`` of the valid slices of a :func:`ichbundles.engines.collate_scans`
+    batch at random, without replacement, so one step sees slices from several scans: far less
+    correlated than the slices of one or two whole scans, which is what lets a randomly
+    initialised encoder learn in a few hundred steps. Scan-level augmentation and the
+    preprocessing cache work unchanged, since the data loader still yields scans. It is
+    :class:`PrepareBlockBatch` with blocks of one slice.
+
+    Returns ``(slices (N, C, H, W), labels (N, K), (), {})``.
+
+    Args:
+        slices: slices per step; all valid ones when the batch has fewer.
+        image_key: key of the (B, S, C, H, W) images.
+        mask_key: key of the (B, S) bool mask of real slices.
+        label_key: key of the (B, S, K) slice labels.
+        generator: random generator; the global one (seeded by ``set_determinism``) if ``None``.
+    """
+
+    def __init__(
+        self,
+        slices: int = 64,
+        image_key: str = "image",
+        mask_key: str = "mask",
+        label_key: str = "slice_labels",
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__(slices, 0, image_key, mask_key, label_key, generator)
