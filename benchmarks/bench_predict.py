@@ -9,7 +9,10 @@ preprocessing, the model and the total:
 - ``paper``: ``ich_cnn_lstm``, resnet50, hidden 512, 512 px;
 - ``mil_cpu``: ``ich_attention_mil`` through both phases (Att-CNN at 128 px, then six VGPMILs
   of 200 inducing points fitted on random features; target 2.5 s);
-- ``mil_paper``: the same at the paper's 512 px.
+- ``mil_paper``: the same at the paper's 512 px;
+- ``adj_cpu``: ``ich_adjacent_slices`` through both stages (resnet10_tiny slice CNN at 128 px,
+  then axial fusion; target 2.5 s);
+- ``adj_paper``: the same with the paper's resnet50 at 512 px.
 
 Prints a table and saves JSON. Usage:
 python benchmarks/bench_predict.py [--repeats 3] [--configs cpu mil_cpu ...] [--out DIR]
@@ -43,6 +46,8 @@ CONFIGS = {
     "paper": ("ich_cnn_lstm", {"backbone": "resnet50", "hidden": 512, "image_size": 512}),
     "mil_cpu": ("ich_attention_mil", {}),
     "mil_paper": ("ich_attention_mil", {"image_size": 512}),
+    "adj_cpu": ("ich_adjacent_slices", {}),
+    "adj_paper": ("ich_adjacent_slices", {"backbone": "resnet50", "image_size": 512}),
 }
 #: VGPMIL of the paper's size: 200 inducing points (few iterations: prediction time does not
 #: depend on them).

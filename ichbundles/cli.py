@@ -250,15 +250,21 @@ def _parser() -> argparse.ArgumentParser:
         "train",
         help="train a bundle (wraps python -m monai.bundle run)",
         description="Train a bundle on a data folder: its train.yaml, or the training stages its "
-        "metadata.json lists (ich_attention_mil: the Att-CNN, then VGPMIL on its features); the "
+        "metadata.json lists (ich_attention_mil: the Att-CNN, then VGPMIL on its features; "
+        "ich_adjacent_slices: stage 1, one stage 1 model per fold, descriptors, fusion); the "
         "best checkpoint is left at OUTPUT/models/model.pt and the runs are tracked in "
-        "OUTPUT/mlruns.db (MLflow).",
+        "OUTPUT/mlruns.db (MLflow), a multi-stage training's nested under one parent run.",
     )
     train.add_argument("bundle", help="bundle name under bundles/ or a bundle folder")
     train.add_argument("--data", required=True, type=Path, help="dataset folder (dataset_dir)")
     train.add_argument("--output", type=Path, default=Path("runs"), help="output folder")
     train.add_argument("--epochs", type=int, help="training epochs (default: the config's)")
-    train.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    train.add_argument(
+        "--resume",
+        action="store_true",
+        help="skip the stages that finished (OUTPUT/training_stages.json) and continue the "
+        "interrupted one from its last checkpoint",
+    )
     train.add_argument(
         "overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. batch_size=4"
     )

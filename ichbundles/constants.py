@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import MappingProxyType
 
 __all__ = [
+    "ADJACENT_CONTEXT",
     "AIR_HU",
     "CLASS_WEIGHTS",
     "CQ500_READER_COLUMNS",
@@ -41,6 +42,9 @@ WINDOW_PRESETS: MappingProxyType[str, tuple[tuple[float, float], ...]] = Mapping
         "alis": ((50.0, 100.0), (50.0, 130.0), (150.0, 300.0)),
     }
 )
+
+#: Slices on each side of a slice in paper 001's blocks of 7 adjacent slices.
+ADJACENT_CONTEXT = 3
 
 #: Hounsfield value of air; padding and pixels outside the scanner's field of view map to it.
 AIR_HU = -1024.0

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ichbundles.data import folder_items
 
-__all__ = ["SPLITS", "folder_datalist", "split_items"]
+__all__ = ["SPLITS", "fold_items", "folder_datalist", "split_items"]
 
 SPLITS = ("train", "validation")
 
@@ -73,3 +73,37 @@ def split_items(
     validation = set(ranked[:n_val])
     want_val = part == "validation"
     return [item for i, item in enumerate(items) if (i in validation) == want_val]
+
+
+def fold_items(
+    items: Sequence[dict], folds: int, fold: int, part: str = "train", key: str = "name"
+) -> list[dict]:
+    """One part of a deterministic k-fold split: fold ``fold`` held out, the others kept.
+
+    Items are ranked by the SHA-256 of ``item[key]`` (as in :func:`split_items`) and dealt to
+    the folds in turn, so fold sizes differ by at most one and depend only on the items' keys.
+
+    Args:
+        items: the datalist.
+        folds: number of folds, at least 2.
+        fold: the held-out fold, in ``[0, folds)``.
+        part: ``"train"`` (every fold but ``fold``) or ``"validation"`` (fold ``fold``).
+        key: item key that names a scan.
+
+    Returns:
+        The items of ``part``, in their input order.
+
+    Raises:
+        ValueError: fewer than 2 folds, fewer items than folds, a fold out of range or an
+            unknown part.
+    """
+    if part not in SPLITS:
+        raise ValueError(f"part must be one of {SPLITS}, got {part!r}")
+    if folds < 2 or not 0 <= fold < folds:
+        raise ValueError(f"need folds >= 2 and 0 <= fold < folds, got fold {fold} of {folds}")
+    if len(items) < folds:
+        raise ValueError(f"{folds} folds need at least {folds} items, got {len(items)}")
+    ranked = sorted(range(len(items)), key=lambda i: _rank(items[i], key))
+    held_out = {index for position, index in enumerate(ranked) if position % folds == fold}
+    want_val = part == "validation"
+    return [item for i, item in enumerate(items) if (i in held_out) == want_val]

@@ -21,7 +21,8 @@ import torch
 from ignite.engine import Engine, Events
 from torch import nn
 
-from ichbundles.bundle.report import write_prediction_tables
+from ichbundles.bundle.report import write_atomic, write_prediction_tables
+from ichbundles.constants import ICH_CLASSES
 from ichbundles.networks import scan_logits
 
 __all__ = ["LastCheckpointSaver", "ScanPredictionWriter", "lower_is_better"]
@@ -91,7 +92,8 @@ class ScanPredictionWriter:
     ``scan_predictions.csv`` (``series_instance_uid`` and the six classes, the maximum over
     slices); with ``labels``, the ``metrics.json``, ``report.md`` and plots of
     ``ichbundles evaluate --predictions predictions.csv --labels LABELS`` in ``metrics/``, and
-    with ``scan_labels`` the scan-level ones in ``scan_metrics/``.
+    the scan-level ones in ``scan_metrics/``: against ``scan_labels``, or, without them, against
+    each scan's maximum slice label (the RSNA rule), written to ``scan_labels.csv``.
 
     Args:
         output_dir: folder of the outputs (created).
@@ -117,6 +119,7 @@ class ScanPredictionWriter:
         self.evaluate_options = dict(evaluate_options or {})
         self._slices: list[tuple[str, np.ndarray]] = []
         self._scans: list[tuple[str, np.ndarray]] = []
+        self._scan_truth: list[tuple[str, np.ndarray]] = []
 
     def attach(self, engine: Engine) -> None:
         """Collect at every iteration, write when ``engine`` completes."""
@@ -126,7 +129,7 @@ class ScanPredictionWriter:
 
     def reset(self) -> None:
         """Forget the predictions of an earlier run."""
-        self._slices, self._scans = [], []
+        self._slices, self._scans, self._scan_truth = [], [], []
 
     def collect(self, engine: Engine) -> None:
         """Keep the probabilities of the valid slices of the current batch."""
@@ -141,6 +144,9 @@ class ScanPredictionWriter:
                 raise ValueError(f"scan {b} has {n} slices but {len(uids)} sop_instance_uids")
             self._slices.extend(zip(uids, probs[b, :n], strict=True))
             self._scans.append((batch["series_instance_uid"][b], scans[b]))
+            if isinstance(batch.get("slice_labels"), torch.Tensor):
+                truth = batch["slice_labels"][b, :n].detach().cpu().amax(dim=0).numpy()
+                self._scan_truth.append((batch["series_instance_uid"][b], truth))
 
     def write(self) -> None:
         """Write the CSV files and, with labels, the evaluation outputs."""
@@ -151,7 +157,17 @@ class ScanPredictionWriter:
         if self.labels is not None:
             evaluation = evaluate_files([path], labels=self.labels, **self.evaluate_options)
             write_outputs(evaluation, self.output_dir / "metrics")
-        if self.scan_labels is not None:
+        scan_labels = self.scan_labels
+        if scan_labels is None and self.labels is not None and self._scan_truth:
+            scan_labels = self._write_scan_truth()
+        if scan_labels is not None:
             opts = self.evaluate_options
-            evaluation = evaluate_files([scan_path], scan_labels=self.scan_labels, **opts)
+            evaluation = evaluate_files([scan_path], scan_labels=scan_labels, **opts)
             write_outputs(evaluation, self.output_dir / "scan_metrics")
+
+    def _write_scan_truth(self) -> Path:
+        """Each scan's labels as the maximum of its slice labels, as a scan-label csv."""
+        rows = ["series_instance_uid," + ",".join(ICH_CLASSES)]
+        for uid, truth in self._scan_truth:
+            rows.append(f"{uid}," + ",".join(str(int(v > 0.5)) for v in truth))
+        return write_atomic(self.output_dir / "scan_labels.csv", "\n".join(rows) + "\n")

@@ -50,6 +50,7 @@ __all__ = [
     "load_bundle_config",
     "load_weights",
     "predict_series",
+    "read_state_dict",
 ]
 
 logger = logging.getLogger(__name__)
@@ -86,13 +87,9 @@ def load_bundle_config(
     return parser
 
 
-def load_weights(network: torch.nn.Module, checkpoint: str | os.PathLike) -> torch.nn.Module:
-    """Load a checkpoint into ``network``: a ``state_dict`` or ``{"model": state_dict}``,
-    with ``module.``/``_orig_mod.`` prefixes stripped.
-
-    Returns:
-        ``network``.
-    """
+def read_state_dict(checkpoint: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """A checkpoint's weights: a ``state_dict`` or ``{"model": state_dict}`` (MONAI's
+    ``CheckpointSaver``), with ``module.``/``_orig_mod.`` prefixes stripped."""
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     if isinstance(state, Mapping) and isinstance(state.get("model"), Mapping):
         state = state["model"]
@@ -101,7 +98,30 @@ def load_weights(network: torch.nn.Module, checkpoint: str | os.PathLike) -> tor
         for prefix in _WRAPPER_PREFIXES:
             key = key.removeprefix(prefix)
         cleaned[key] = value
-    network.load_state_dict(cleaned)
+    return cleaned
+
+
+def load_weights(network: torch.nn.Module, checkpoint: str | os.PathLike) -> torch.nn.Module:
+    """Load a checkpoint (see :func:`read_state_dict`) into ``network``.
+
+    Returns:
+        ``network``.
+
+    Raises:
+        RuntimeError: keys missing or unexpected (one line naming how many and the first few),
+            or tensors of other shapes.
+    """
+    cleaned = read_state_dict(checkpoint)
+    # strict=False so that a wrong checkpoint is summarised in one line rather than listed key
+    # by key; shape mismatches still raise inside load_state_dict
+    result = network.load_state_dict(cleaned, strict=False)
+    problems = [
+        f"{len(keys)} {kind} key(s) ({', '.join(keys[:3])}{', ...' if len(keys) > 3 else ''})"
+        for kind, keys in (("missing", result.missing_keys), ("unexpected", result.unexpected_keys))
+        if keys
+    ]
+    if problems:
+        raise RuntimeError(f"{checkpoint}: " + "; ".join(problems))
     return network
 
 
@@ -215,6 +235,7 @@ class Predictor:
             self.network = load_weights(network, checkpoint).to(self.device).eval()
         except RuntimeError as error:  # load_state_dict: missing, unexpected or mis-sized keys
             detail = str(error).strip().splitlines()[-1].strip()  # e.g. the last size mismatch
+            detail = detail.removeprefix(f"{checkpoint}: ")
             raise ValueError(
                 f"{checkpoint}: does not fit the network of {Path(bundle).name} as configured "
                 f"({detail}); give the settings it was trained with as overrides"

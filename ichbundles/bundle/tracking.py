@@ -22,9 +22,20 @@ from ignite.engine import Engine
 from monai.handlers import MLFlowHandler
 from monai.utils import path_to_sqlite_uri, path_to_uri
 
-__all__ = ["SafeMLFlowHandler", "default_tracking_uri", "log_mlflow_run"]
+__all__ = [
+    "PARENT_RUN_TAG",
+    "SafeMLFlowHandler",
+    "default_tracking_uri",
+    "end_parent_run",
+    "log_mlflow_run",
+    "reopen_parent_run",
+    "start_parent_run",
+]
 
 logger = logging.getLogger(__name__)
+
+#: MLflow's tag that nests a run under another in the UI and in ``search_runs``.
+PARENT_RUN_TAG = "mlflow.parentRunId"
 
 
 def default_tracking_uri(output_dir: str | os.PathLike) -> str:
@@ -60,11 +71,14 @@ class SafeMLFlowHandler(MLFlowHandler):
 
     Args:
         args: positional arguments of ``MLFlowHandler``.
+        parent_run_id: nest the run under this MLflow run (a stage of ``ichbundles train``), or
+            ``None``.
         kwargs: keyword arguments of ``MLFlowHandler``.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, parent_run_id: str | None = None, **kwargs: Any) -> None:
         self.disabled = False
+        self.parent_run_id = parent_run_id
         try:
             super().__init__(*args, **kwargs)
         except Exception as error:  # missing mlflow, rejected URI, unreachable store
@@ -81,7 +95,13 @@ class SafeMLFlowHandler(MLFlowHandler):
         if not self.disabled:
             super().attach(engine)
 
-    start = _guarded(MLFlowHandler.start)
+    @_guarded
+    def start(self, engine: Engine) -> None:
+        """Start or pick up the run, as ``MLFlowHandler`` does, and nest it under the parent."""
+        MLFlowHandler.start(self, engine)
+        if self.parent_run_id and self.cur_run is not None:
+            self.client.set_tag(self.cur_run.info.run_id, PARENT_RUN_TAG, self.parent_run_id)
+
     complete = _guarded(MLFlowHandler.complete)
     close = _guarded(MLFlowHandler.close)
     epoch_completed = _guarded(MLFlowHandler.epoch_completed)
@@ -95,6 +115,7 @@ def log_mlflow_run(
     params: Mapping[str, Any] | None = None,
     metrics: Mapping[str, float] | None = None,
     artifacts: Iterable[str | os.PathLike] = (),
+    parent_run_id: str | None = None,
 ) -> str | None:
     """Log one finished run: parameters, metrics and artifact files.
 
@@ -110,25 +131,17 @@ def log_mlflow_run(
         params: parameters; values are logged as strings.
         metrics: metric values.
         artifacts: files to attach; missing ones are skipped.
+        parent_run_id: nest the run under this MLflow run, or ``None``.
 
     Returns:
         The run id, or ``None`` when tracking failed.
     """
     try:
-        import mlflow
         from mlflow.entities import Metric, Param
 
-        uri = os.environ.get("MLFLOW_TRACKING_URI") or tracking_uri
-        client = mlflow.MlflowClient(uri)
-        experiment = client.get_experiment_by_name(experiment_name)
-        if experiment is None:
-            location = None
-            if uri.startswith("sqlite:///"):
-                location = path_to_uri(Path(uri[len("sqlite:///") :]).parent / "mlruns")
-            experiment_id = client.create_experiment(experiment_name, artifact_location=location)
-        else:
-            experiment_id = experiment.experiment_id
-        run_id = client.create_run(experiment_id, run_name=run_name).info.run_id
+        client, experiment_id = _client_and_experiment(tracking_uri, experiment_name)
+        tags = {PARENT_RUN_TAG: parent_run_id} if parent_run_id else None
+        run_id = client.create_run(experiment_id, run_name=run_name, tags=tags).info.run_id
         now = int(time.time() * 1000)
         client.log_batch(
             run_id,
@@ -143,3 +156,71 @@ def log_mlflow_run(
         logger.warning("MLflow tracking disabled, training goes on (log_mlflow_run: %s)", error)
         return None
     return run_id
+
+
+def _client_and_experiment(tracking_uri: str, experiment_name: str) -> tuple[Any, str]:
+    """An MLflow client (``MLFLOW_TRACKING_URI`` first) and the experiment's id, created with
+    its artifacts in ``mlruns/`` beside a SQLite store when missing."""
+    import mlflow
+
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or tracking_uri
+    client = mlflow.MlflowClient(uri)
+    experiment = client.get_experiment_by_name(experiment_name)
+    if experiment is not None:
+        return client, experiment.experiment_id
+    location = None
+    if uri.startswith("sqlite:///"):
+        location = path_to_uri(Path(uri[len("sqlite:///") :]).parent / "mlruns")
+    return client, client.create_experiment(experiment_name, artifact_location=location)
+
+
+def start_parent_run(
+    tracking_uri: str,
+    experiment_name: str,
+    run_name: str,
+    params: Mapping[str, Any] | None = None,
+) -> str | None:
+    """Open the run that a multi-stage training nests its stages' runs under.
+
+    Args:
+        tracking_uri: the MLflow store (``MLFLOW_TRACKING_URI`` overrides it).
+        experiment_name: experiment of the run (created when missing).
+        run_name: name of the run.
+        params: parameters; values are logged as strings.
+
+    Returns:
+        The run id, or ``None`` (with one warning) when tracking failed.
+    """
+    try:
+        from mlflow.entities import Param
+
+        client, experiment_id = _client_and_experiment(tracking_uri, experiment_name)
+        run_id = client.create_run(experiment_id, run_name=run_name).info.run_id
+        client.log_batch(run_id, params=[Param(k, str(v)) for k, v in (params or {}).items()])
+    except Exception as error:  # tracking must never stop the workflow
+        logger.warning("MLflow tracking disabled, training goes on (parent run: %s)", error)
+        return None
+    return run_id
+
+
+def reopen_parent_run(tracking_uri: str, run_id: str) -> None:
+    """Mark a parent run ``RUNNING`` again, for a resumed training; failures only warn."""
+    try:
+        import mlflow
+
+        client = mlflow.MlflowClient(os.environ.get("MLFLOW_TRACKING_URI") or tracking_uri)
+        client.update_run(run_id, status="RUNNING")
+    except Exception as error:  # tracking must never stop the workflow
+        logger.warning("MLflow parent run %s not reopened: %s", run_id, error)
+
+
+def end_parent_run(tracking_uri: str, run_id: str, status: str = "FINISHED") -> None:
+    """Close the parent run with ``status`` (``FINISHED``, ``FAILED`` or ``KILLED``); failures
+    only warn."""
+    try:
+        import mlflow
+
+        client = mlflow.MlflowClient(os.environ.get("MLFLOW_TRACKING_URI") or tracking_uri)
+        client.set_terminated(run_id, status=status)
+    except Exception as error:  # tracking must never stop the workflow
+        logger.warning("MLflow parent run %s not closed: %s", run_id, error)

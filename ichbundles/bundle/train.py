@@ -1,19 +1,34 @@
 """``ichbundles train``: run a bundle's training stages with MONAI's bundle runner.
 
 A bundle trains with its ``configs/train.yaml`` unless its ``configs/metadata.json`` lists
-``"training_stages"``: config file lists, each run in order as ``python -m monai.bundle run``
-would run the merged files. ``ich_attention_mil`` has two, the Att-CNN and then the VGPMIL fitted
-on its features::
+``"training_stages"``, each run in order as ``python -m monai.bundle run`` would run its merged
+config files. A stage is a list of config files, or an object that repeats one over an index::
 
-    "training_stages": [["train.yaml"], ["train.yaml", "vgpmil.yaml"]]
+    "training_stages": [
+        ["train.yaml"],
+        {"configs": ["train.yaml", "fold.yaml"], "repeat": "fold", "times": "fold_models"},
+        ["train.yaml", "fusion.yaml"]
+    ]
+
+runs ``train.yaml``, then ``train.yaml + fold.yaml`` with ``fold=0``, ``fold=1``, ... as many
+times as the config id ``fold_models`` says (possibly none), then the fusion stage.
+
+Progress is recorded in ``<output>/training_stages.json``: with ``resume``, finished stages are
+skipped and the interrupted one continues from its last checkpoint, provided the settings that
+decide the data split are unchanged. With tracking on and more
+than one stage, every stage's MLflow run is nested under one parent run (its id reaches the
+configs as ``parent_run_id``).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +37,43 @@ from monai.bundle import ConfigParser
 from monai.bundle import run as run_bundle
 
 from ichbundles.bundle.paths import bundle_config, bundle_path
+from ichbundles.bundle.report import write_atomic
+from ichbundles.bundle.tracking import end_parent_run, reopen_parent_run, start_parent_run
 
-__all__ = ["DEFAULT_STAGES", "parse_overrides", "train_bundle", "training_stages"]
+__all__ = [
+    "DEFAULT_STAGES",
+    "PROGRESS_FILE",
+    "TrainingStage",
+    "parse_overrides",
+    "train_bundle",
+    "training_stages",
+]
 
 logger = logging.getLogger(__name__)
 
 #: Training stages of a bundle whose metadata names none: ``train.yaml`` alone.
 DEFAULT_STAGES: tuple[tuple[str, ...], ...] = (("train.yaml",),)
+#: Finished stages and the parent MLflow run, under the output folder.
+PROGRESS_FILE = "training_stages.json"
+#: Config id of the checkpoint a resumed stage continues from.
+_RESUME_PATH_ID = "train#checkpoint_loader#load_path"
+#: Config ids that decide which scans each stage trains on: a resume must not change them.
+_SPLIT_IDS = ("dataset_dir", "datalist", "val_fraction", "folds")
+
+
+@dataclass(frozen=True)
+class TrainingStage:
+    """One entry of ``training_stages``.
+
+    Attributes:
+        configs: its config files, merged in order.
+        repeat: config id set to 0, 1, ... on each repetition, or ``None`` to run once.
+        times: config id whose value is the number of repetitions.
+    """
+
+    configs: list[Path]
+    repeat: str | None = None
+    times: str | None = None
 
 
 def parse_overrides(overrides: Sequence[str]) -> dict[str, Any]:
@@ -49,8 +94,8 @@ def parse_overrides(overrides: Sequence[str]) -> dict[str, Any]:
     return parsed
 
 
-def training_stages(bundle: str | os.PathLike) -> list[list[Path]]:
-    """The config files of each training stage of a bundle, in running order.
+def training_stages(bundle: str | os.PathLike) -> list[TrainingStage]:
+    """The training stages of a bundle, in running order.
 
     Read from ``"training_stages"`` in ``configs/metadata.json`` (file names relative to
     ``configs/``), else :data:`DEFAULT_STAGES`.
@@ -60,22 +105,43 @@ def training_stages(bundle: str | os.PathLike) -> list[list[Path]]:
 
     Raises:
         BundleNotFoundError: unknown bundle, or a stage naming a config the bundle lacks.
-        ValueError: ``training_stages`` is not a non-empty list of non-empty lists of names.
+        ValueError: ``training_stages`` is not a non-empty list of stages, each a non-empty list
+            of names or a ``{"configs", "repeat", "times"}`` object.
     """
     root = bundle_path(bundle)
-    metadata = json.loads((root / "configs" / "metadata.json").read_text())
-    stages = metadata.get("training_stages", DEFAULT_STAGES)
-    well_formed = isinstance(stages, list | tuple) and bool(stages)
-    well_formed = well_formed and all(
-        isinstance(stage, list | tuple) and stage and all(isinstance(n, str) for n in stage)
-        for stage in stages
-    )
-    if not well_formed:
-        raise ValueError(
-            f"{root / 'configs' / 'metadata.json'}: training_stages must be a list of config "
-            f'file lists, e.g. [["train.yaml"]], got {stages!r}'
+    metadata_file = root / "configs" / "metadata.json"
+    stages = json.loads(metadata_file.read_text()).get("training_stages", DEFAULT_STAGES)
+
+    def names_ok(names: object) -> bool:
+        return (
+            isinstance(names, list | tuple)
+            and bool(names)
+            and all(isinstance(n, str) for n in names)
         )
-    return [[bundle_config(root, name) for name in stage] for stage in stages]
+
+    def stage_ok(stage: object) -> bool:
+        if isinstance(stage, Mapping):
+            return (
+                set(stage) == {"configs", "repeat", "times"}
+                and names_ok(stage["configs"])
+                and isinstance(stage["repeat"], str)
+                and isinstance(stage["times"], str)
+            )
+        return names_ok(stage)
+
+    if not (isinstance(stages, list | tuple) and stages and all(stage_ok(s) for s in stages)):
+        raise ValueError(
+            f"{metadata_file}: training_stages must be a list of config file lists or "
+            f'{{"configs", "repeat", "times"}} objects, e.g. [["train.yaml"]], got {stages!r}'
+        )
+    parsed = []
+    for stage in stages:
+        if isinstance(stage, Mapping):
+            configs = [bundle_config(root, name) for name in stage["configs"]]
+            parsed.append(TrainingStage(configs, stage["repeat"], stage["times"]))
+        else:
+            parsed.append(TrainingStage([bundle_config(root, name) for name in stage]))
+    return parsed
 
 
 def _settable(parser: ConfigParser, key: str) -> bool:
@@ -95,9 +161,12 @@ def train_bundle(
 
     Runs each of the bundle's :func:`training_stages` in order, all with the same settings and
     overrides (a nested override such as ``vgpmil_params#max_iter=50`` only in the stages whose
-    configs hold its parent); only the first stage resumes. Each stage's merged configuration is
-    saved to ``output/<name of its last config file>_config.json`` (``train_config.json`` for
-    ``train.yaml``) and logged to MLflow as the config artifact of its run.
+    configs hold its parent). Each run's merged configuration is saved to
+    ``output/<label>_config.json`` (``train_config.json`` for ``train.yaml``,
+    ``fold_fold0_config.json`` for the first repetition of ``fold.yaml``) and logged to MLflow as
+    the config artifact of its run. Finished runs are recorded in ``output/training_stages.json``
+    with the settings that decide the data split (``dataset_dir``, ``datalist``,
+    ``val_fraction``, ``folds``).
 
     Args:
         bundle: a bundle name under ``bundles/`` or a bundle folder.
@@ -105,7 +174,9 @@ def train_bundle(
         output: the ``output_dir``: checkpoints, cache and ``mlruns.db``.
         epochs: training epochs, or ``None`` for the config's.
         overrides: ``key=value`` config overrides (see :func:`parse_overrides`).
-        resume: continue the first stage from ``output/models/checkpoint_last.pt``.
+        resume: skip the finished runs and continue the first unfinished one from its
+            ``train#checkpoint_loader#load_path`` (its ``checkpoint_last.pt``) when it wrote
+            one. Without it every run starts afresh and stale last checkpoints are removed.
 
     Returns:
         The best checkpoint, ``output/models/model.pt``.
@@ -113,8 +184,9 @@ def train_bundle(
     Raises:
         BundleNotFoundError: unknown bundle, or a stage config it lacks.
         NotADirectoryError: ``data`` is not a folder.
-        ValueError: a malformed override, a nested override no stage config can take, or a
-            malformed ``training_stages``.
+        ValueError: a malformed override, a nested override no stage config can take, a
+            malformed ``training_stages``, or ``resume`` with split settings other than those
+            the finished runs had.
         FileNotFoundError: training ended without a best checkpoint.
     """
     root = bundle_path(bundle)
@@ -127,16 +199,15 @@ def train_bundle(
         "bundle_root": str(root),
         "dataset_dir": str(Path(data).resolve()),
         "output_dir": str(output),
-        "resume": resume,
     }
     if epochs is not None:
         settings["epochs"] = epochs
     settings.update(parse_overrides(overrides))
 
     parsers = []
-    for config_files in stages:
+    for stage in stages:
         parser = ConfigParser()
-        parser.read_config([str(f) for f in config_files])
+        parser.read_config([str(f) for f in stage.configs])
         parsers.append(parser)
     # a nested override (``vgpmil_params#max_iter``) goes to the stages that have its parent;
     # checked before any stage runs, so a typo fails at once rather than after training
@@ -144,23 +215,120 @@ def train_bundle(
     if unused:
         raise ValueError(f"override(s) {unused} match no config id of bundle {root.name}")
 
+    runs = _stage_runs(stages, parsers, settings)
+    parent = parsers[0]
+    parent.update({k: v for k, v in settings.items() if _settable(parent, k)})
+    split = {key: parent.get(key) for key in _SPLIT_IDS if key in parent}
+    progress_file = output / PROGRESS_FILE
+    progress: dict[str, Any] = {
+        "bundle": root.name,
+        "split": split,
+        "finished": [],
+        "parent_run_id": None,
+    }
+    if resume and progress_file.is_file():
+        progress = json.loads(progress_file.read_text())
+        if progress.get("bundle") != root.name or progress.get("split") != split:
+            raise ValueError(
+                f"{progress_file}: the finished stages were trained for bundle "
+                f"{progress.get('bundle')} with {progress.get('split')}, not {split}; resume "
+                "with the same data and split settings, or train into a new output folder"
+            )
+    tracking = len(runs) > 1 and bool(parent.get_parsed_content("tracking_enabled", default=False))
+    tracking_uri = parent.get_parsed_content("tracking_uri") if tracking else None
+    if tracking and progress.get("parent_run_id"):
+        reopen_parent_run(tracking_uri, progress["parent_run_id"])
+    elif tracking:
+        progress["parent_run_id"] = start_parent_run(
+            tracking_uri,
+            parent.get_parsed_content("experiment_name"),
+            f"{root.name}_{time.strftime('%Y%m%d_%H%M%S')}",
+            params={
+                "bundle": root.name,
+                "stages": len(runs),
+                "dataset_dir": settings["dataset_dir"],
+            },
+        )
+    write_atomic(progress_file, json.dumps(progress, indent=2))
+
     logging_file = root / "configs" / "logging.conf"
-    for index, (config_files, parser) in enumerate(zip(stages, parsers, strict=True)):
-        stage = {key: value for key, value in settings.items() if _settable(parser, key)}
-        stage["save_execute_config"] = str(output / f"{config_files[-1].stem}_config.json")
-        if index > 0:
-            stage["resume"] = False  # a later stage starts from what the earlier ones wrote
-        logger.info(
-            "training stage %d/%d: %s", index + 1, len(stages), [f.name for f in config_files]
-        )
-        parser.update(stage)
-        parser.export_config_file(parser.get(), stage["save_execute_config"])
-        run_bundle(
-            config_file=[str(f) for f in config_files],
-            logging_file=str(logging_file) if logging_file.is_file() else None,
-            **stage,
-        )
+    resuming = resume
+    status = "FAILED"
+    try:
+        for index, (label, config_files, parser, stage) in enumerate(runs):
+            if resume and label in progress["finished"]:
+                logger.info("training stage %d/%d: %s done before", index + 1, len(runs), label)
+                continue
+            stage = {key: value for key, value in stage.items() if _settable(parser, key)}
+            if progress.get("parent_run_id"):
+                stage["parent_run_id"] = progress["parent_run_id"]
+            stage["save_execute_config"] = str(output / f"{label}_config.json")
+            parser.update(stage)
+            # the first run left continues from its last checkpoint; any other starts afresh
+            stage["resume"] = _prepare_resume(parser, resuming, label)
+            resuming = False
+            parser.update({"resume": stage["resume"]})
+            logger.info("training stage %d/%d: %s", index + 1, len(runs), label)
+            parser.export_config_file(parser.get(), stage["save_execute_config"])
+            run_bundle(
+                config_file=[str(f) for f in config_files],
+                logging_file=str(logging_file) if logging_file.is_file() else None,
+                **stage,
+            )
+            progress["finished"].append(label)
+            write_atomic(progress_file, json.dumps(progress, indent=2))
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        if tracking and progress.get("parent_run_id"):
+            end_parent_run(tracking_uri, progress["parent_run_id"], status)
     best = output / "models" / "model.pt"
     if not best.is_file():
         raise FileNotFoundError(f"training ended without a best checkpoint: {best}")
     return best
+
+
+def _stage_runs(
+    stages: Sequence[TrainingStage], parsers: Sequence[ConfigParser], settings: Mapping[str, Any]
+) -> list[tuple[str, list[Path], ConfigParser, dict[str, Any]]]:
+    """Every run of every stage: its label, config files, parser and settings."""
+    runs = []
+    for stage, parser in zip(stages, parsers, strict=True):
+        label = stage.configs[-1].stem
+        own = {key: value for key, value in settings.items() if _settable(parser, key)}
+        if stage.repeat is None:
+            runs.append((label, stage.configs, parser, own))
+            continue
+        counter = ConfigParser(copy.deepcopy(parser.get()))
+        counter.update(own)
+        times = int(counter.get_parsed_content(stage.times))
+        for i in range(times):
+            repeated = ConfigParser()
+            repeated.read_config([str(f) for f in stage.configs])
+            runs.append(
+                (f"{label}_{stage.repeat}{i}", stage.configs, repeated, {**own, stage.repeat: i})
+            )
+    labels = [run[0] for run in runs]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"training stages need distinct last config names, got {labels}")
+    return runs
+
+
+def _prepare_resume(parser: ConfigParser, resume: bool, label: str) -> bool:
+    """Whether a run continues from its last checkpoint.
+
+    A resumed run continues when its ``train#checkpoint_loader#load_path`` exists (or when its
+    config names none, so the config decides). A fresh run removes a last checkpoint left by an
+    earlier training, so that a later ``--resume`` cannot take it for this run's.
+    """
+    if _RESUME_PATH_ID not in parser:
+        return resume
+    last = Path(parser.get_parsed_content(_RESUME_PATH_ID))
+    if resume and not last.is_file():
+        logger.warning("%s: no %s to continue from; the stage starts afresh", label, last)
+    if not resume and last.is_file():
+        logger.info("%s: removing %s of an earlier training", label, last)
+        last.unlink()
+    return resume and last.is_file()

@@ -71,8 +71,10 @@ def pad_scans(items: Sequence[Mapping[Hashable, Any]]) -> dict[Hashable, Any]:
 
     Args:
         items: dictionaries with ``"image"`` of shape (S_i, C, H, W) (numpy array, tensor or
-            MetaTensor; the same (C, H, W) for all), optionally ``"slice_labels"`` (S_i, K) and
-            ``"scan_labels"`` (K,). Every item must have the keys of the first one.
+            MetaTensor; the same (C, H, W) for all), or (S_i, K) per-slice vectors such as the
+            slice descriptors of ``ich_adjacent_slices``; optionally
+            ``"slice_labels"`` (S_i, K) and ``"scan_labels"`` (K,). Every item must have the
+            keys of the first one.
 
     Returns:
         ``"image"`` (B, S, C, H, W) float32 plain tensor, zero-padded after each scan's last slice;
@@ -83,18 +85,18 @@ def pad_scans(items: Sequence[Mapping[Hashable, Any]]) -> dict[Hashable, Any]:
         ``collate_meta_tensor`` (tensors and arrays stacked, strings listed).
 
     Raises:
-        ValueError: no items, an image that is not 4D, images of different (C, H, W), slice labels
-            on only some items or of a length other than the image's.
+        ValueError: no items, an image neither (S, C, H, W) nor (S, K), images of different
+            per-slice shapes, slice labels on only some items or of a length other than the image's.
     """
     if not items:
         raise ValueError("pad_scans needs at least one item.")
     images = [_as_float_tensor(item["image"]) for item in items]
     frame = images[0].shape[1:]
     for image in images:
-        if image.ndim != 4 or image.shape[1:] != frame:
+        if image.ndim not in (2, 4) or image.shape[1:] != frame:
             raise ValueError(
-                f"Scan images must be (S, C, H, W) with one (C, H, W); got {tuple(image.shape)} "
-                f"beside {tuple(images[0].shape)}."
+                f"Scan images must be (S, C, H, W) (or (S, K) descriptors) with one per-slice "
+                f"shape; got {tuple(image.shape)} beside {tuple(images[0].shape)}."
             )
     lengths = [image.shape[0] for image in images]
     batch: dict[Hashable, Any] = {

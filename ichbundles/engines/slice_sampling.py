@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from monai.engines.utils import PrepareBatch
 
+from ichbundles.constants import ADJACENT_CONTEXT
 from ichbundles.networks.axial_fusion import axial_block_index
 
 __all__ = ["PrepareBlockBatch", "PrepareSliceBatch"]
@@ -39,7 +40,7 @@ class PrepareBlockBatch(PrepareBatch):
     def __init__(
         self,
         blocks: int = 16,
-        context: int = 3,
+        context: int = ADJACENT_CONTEXT,
         image_key: str = "image",
         mask_key: str = "mask",
         label_key: str = "slice_labels",

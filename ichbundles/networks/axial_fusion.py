@@ -7,13 +7,13 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ichbundles.constants import NUM_CLASSES
+from ichbundles.constants import ADJACENT_CONTEXT, NUM_CLASSES
 from ichbundles.networks.sequence import prefix_lengths
 
 __all__ = ["AxialFusion", "axial_block_index"]
 
 
-def axial_block_index(mask: torch.Tensor, context: int = 3) -> torch.Tensor:
+def axial_block_index(mask: torch.Tensor, context: int = ADJACENT_CONTEXT) -> torch.Tensor:
     """Slice indices of the block around every slice: itself and ``context`` on each side.
 
     Blocks stay inside their scan: a neighbour beyond the first or last real slice is that
@@ -62,7 +62,7 @@ class AxialFusion(nn.Module):
         self,
         in_features: int = NUM_CLASSES,
         num_classes: int = NUM_CLASSES,
-        context: int = 3,
+        context: int = ADJACENT_CONTEXT,
         channels: Sequence[int] = (32, 32),
         dropout: float = 0.0,
     ) -> None:
@@ -82,7 +82,8 @@ class AxialFusion(nn.Module):
         self.classifier = nn.Linear(channels[1] * block * in_features, num_classes)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """
+        """Re-classified logits of every slice from its block of descriptors.
+
         Args:
             x: ``(B, S, K)`` slice descriptors, padded at the end to a common ``S``.
             mask: boolean ``(B, S)`` of real slices, or ``None`` for all real.

@@ -1,5 +1,5 @@
-"""MONAI-style transforms for head CT: loading, windowing, brain crop, slice resizing and
-scan-consistent augmentation."""
+"""MONAI-style transforms for head CT: loading, windowing, brain crop, slice resizing,
+blocks of adjacent slices and scan-consistent augmentation."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from ichbundles.transforms.brain_crop import BrainCrop, BrainCropd, brain_box
 from ichbundles.transforms.load import LoadCTSeries, LoadCTSeriesd
 from ichbundles.transforms.presets import scan_preprocessing
 from ichbundles.transforms.resize import ResizeSlices, ResizeSlicesd
+from ichbundles.transforms.slice_blocks import RandSliceBlocksd, SliceBlock
 from ichbundles.transforms.windowing import CTWindow, CTWindowd, resolve_windows
 
 __all__ = [
@@ -32,8 +33,10 @@ __all__ = [
     "RandOpticalDistortion",
     "RandScanSpatial",
     "RandScanSpatiald",
+    "RandSliceBlocksd",
     "ResizeSlices",
     "ResizeSlicesd",
+    "SliceBlock",
     "brain_box",
     "resolve_windows",
     "scan_preprocessing",

@@ -40,10 +40,8 @@ def _bundle_run(configs: list[str], data: Path, out: Path, *args: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("data")
-    generate_dataset(out, SCANS, size=64, seed=0, progress=False)
-    return out
+def data(synthetic_folder) -> Path:
+    return synthetic_folder("data", SCANS, seed=0)
 
 
 @pytest.fixture(scope="module")

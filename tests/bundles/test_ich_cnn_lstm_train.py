@@ -16,7 +16,6 @@ from monai.bundle import ConfigParser
 
 from ichbundles.bundle import train_bundle
 from ichbundles.bundle.tracking import SafeMLFlowHandler
-from ichbundles.data.synthetic import generate_dataset
 from ichbundles.networks import CNNLSTM
 
 BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "ich_cnn_lstm"
@@ -48,17 +47,13 @@ def _ok(result: subprocess.CompletedProcess) -> str:
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("train_data")
-    generate_dataset(out, 6, size=64, seed=0, progress=False)
-    return out
+def data(synthetic_folder) -> Path:
+    return synthetic_folder("train_data", 6, seed=0)
 
 
 @pytest.fixture(scope="module")
-def test_data(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("test_data")
-    generate_dataset(out, 3, size=64, seed=1, progress=False)
-    return out
+def test_data(synthetic_folder) -> Path:
+    return synthetic_folder("test_data", 3, seed=1)
 
 
 @pytest.fixture(scope="module")

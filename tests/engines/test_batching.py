@@ -89,7 +89,7 @@ def test_pad_scans_without_labels():
         ([], "at least one"),
         (
             [{"image": torch.ones(2, 3, 8, 8)}, {"image": torch.ones(2, 3, 8, 9)}],
-            "one \\(C, H, W\\)",
+            "one per-slice shape",
         ),
         ([{"image": torch.ones(3, 8, 8)}], "\\(S, C, H, W\\)"),
         ([make_item(2), {"image": torch.ones(2, *FRAME)}], "every item or none"),
@@ -258,3 +258,11 @@ def test_masked_bce_follows_the_device_of_the_logits():
     value = loss(logits, torch.zeros(3, 2, NUM_CLASSES, device="meta"))
     assert value.device.type == "meta" and value.shape == ()
     assert loss.weights.device.type == "cpu"
+
+
+def test_pad_scans_takes_per_slice_descriptors():
+    items = [{"image": torch.rand(n, 6), "slice_labels": torch.zeros(n, 6)} for n in (4, 2)]
+    batch = pad_scans(items)
+    assert batch["image"].shape == (2, 4, 6) and batch["mask"].sum().item() == 6
+    torch.testing.assert_close(batch["image"][1, :2], items[1]["image"])
+    assert bool((batch["image"][1, 2:] == 0).all())
