@@ -23,6 +23,7 @@ configs as ``parent_run_id``).
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import logging
 import os
@@ -166,7 +167,7 @@ def train_bundle(
     ``fold_fold0_config.json`` for the first repetition of ``fold.yaml``) and logged to MLflow as
     the config artifact of its run. Finished runs are recorded in ``output/training_stages.json``
     with the settings that decide the data split (``dataset_dir``, ``datalist``,
-    ``val_fraction``, ``folds``).
+    ``val_fraction``, ``folds`` and the SHA-256 of the datalist's scan names).
 
     Args:
         bundle: a bundle name under ``bundles/`` or a bundle folder.
@@ -219,6 +220,9 @@ def train_bundle(
     parent = parsers[0]
     parent.update({k: v for k, v in settings.items() if _settable(parent, k)})
     split = {key: parent.get(key) for key in _SPLIT_IDS if key in parent}
+    if "datalist" in parent:  # the same folder with other scans is another split
+        names = sorted(str(item.get("name")) for item in parent.get_parsed_content("datalist"))
+        split["scans_sha256"] = hashlib.sha256("\n".join(names).encode()).hexdigest()
     progress_file = output / PROGRESS_FILE
     progress: dict[str, Any] = {
         "bundle": root.name,
