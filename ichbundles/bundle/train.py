@@ -15,9 +15,8 @@ times as the config id ``fold_models`` says (possibly none), then the fusion sta
 
 Progress is recorded in ``<output>/training_stages.json``: with ``resume``, finished stages are
 skipped and the interrupted one continues from its last checkpoint, provided the settings that
-decide the data split are unchanged. With tracking on and more
-than one stage, every stage's MLflow run is nested under one parent run (its id reaches the
-configs as ``parent_run_id``).
+decide the data split are unchanged. With tracking on and more than one stage, every stage's
+MLflow run is nested under one parent run (its id reaches the configs as ``parent_run_id``).
 """
 
 from __future__ import annotations
