@@ -36,6 +36,8 @@ class AdjacentSliceNet(nn.Module):
         fusion_dropout: fusion dropout before its linear layer.
         pretrained: local state-dict file for the stage 1 backbone, or ``None``.
         use_fusion: output the fused logits (``True``) or stage 1's.
+        fusion_logit_inputs: the fusion network takes the descriptors as logits (see
+            :class:`AxialFusion`'s ``logit_inputs``).
     """
 
     def __init__(
@@ -49,11 +51,17 @@ class AdjacentSliceNet(nn.Module):
         fusion_dropout: float = 0.0,
         pretrained: str | os.PathLike | None = None,
         use_fusion: bool = True,
+        fusion_logit_inputs: bool = False,
     ) -> None:
         super().__init__()
         self.stage1 = SliceClassifier(backbone, in_channels, num_classes, dropout, pretrained)
         self.fusion = AxialFusion(
-            num_classes, num_classes, context, fusion_channels, dropout=fusion_dropout
+            num_classes,
+            num_classes,
+            context,
+            fusion_channels,
+            dropout=fusion_dropout,
+            logit_inputs=fusion_logit_inputs,
         )
         self.use_fusion = use_fusion
 

@@ -12,6 +12,9 @@ from ichbundles.networks.sequence import prefix_lengths
 
 __all__ = ["AxialFusion", "axial_block_index"]
 
+# probabilities are clamped to [eps, 1 - eps] before their logit: logits within +-13.8
+_LOGIT_EPS = 1e-6
+
 
 def axial_block_index(mask: torch.Tensor, context: int = ADJACENT_CONTEXT) -> torch.Tensor:
     """Slice indices of the block around every slice: itself and ``context`` on each side.
@@ -56,6 +59,10 @@ class AxialFusion(nn.Module):
         context: neighbours on each side (3: blocks of 7).
         channels: filters of the two convolutions.
         dropout: dropout before the fully connected layer.
+        logit_inputs: the descriptors are probabilities to map to logits before the
+            convolutions. Probabilities crowd near 0 and 1, where a slice at 0.99 and one at
+            0.9999 look alike; logits keep them apart, and the scan-level maximum depends on
+            the strongest slices.
     """
 
     def __init__(
@@ -65,11 +72,13 @@ class AxialFusion(nn.Module):
         context: int = ADJACENT_CONTEXT,
         channels: Sequence[int] = (32, 32),
         dropout: float = 0.0,
+        logit_inputs: bool = False,
     ) -> None:
         super().__init__()
         if len(channels) != 2:
             raise ValueError(f"the fusion network has two convolutions, got {len(channels)}")
         self.context = context
+        self.logit_inputs = logit_inputs
         block = 2 * context + 1
         self.features = nn.Sequential(
             nn.Conv2d(1, channels[0], kernel_size=3, padding=1),
@@ -90,6 +99,10 @@ class AxialFusion(nn.Module):
         """
         if mask is None:
             mask = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
+        if self.logit_inputs:
+            # clamped so that certain descriptors (0 or 1) still give finite logits
+            x = x.clamp(_LOGIT_EPS, 1.0 - _LOGIT_EPS)
+            x = torch.log(x) - torch.log1p(-x)
         index = axial_block_index(mask, self.context)  # (B, S, 2c+1)
         b, s, width = index.shape
         rows = torch.arange(b, device=x.device)[:, None, None]

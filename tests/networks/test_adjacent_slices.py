@@ -27,6 +27,11 @@ def test_fused_output_is_fusion_of_stage1_probabilities():
     assert not torch.allclose(fused[mask], alone[mask])
 
 
+def test_fusion_logit_inputs_reach_the_fusion_network():
+    assert AdjacentSliceNet("resnet10_tiny", fusion_logit_inputs=True).fusion.logit_inputs
+    assert not AdjacentSliceNet("resnet10_tiny").fusion.logit_inputs
+
+
 def test_with_fusion_shares_the_weights():
     net = _net()
     baseline = net.with_fusion(False)

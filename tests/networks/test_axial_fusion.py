@@ -43,6 +43,21 @@ def test_shapes_and_locality(context, channels):
     torch.testing.assert_close(net(x)[0], out[0])  # no mask: all real
 
 
+def test_logit_inputs_fuse_the_logits_of_the_probabilities():
+    torch.manual_seed(0)
+    on_logits = AxialFusion(logit_inputs=True).eval()
+    plain = AxialFusion().eval()
+    plain.load_state_dict(on_logits.state_dict())
+    probabilities = torch.tensor([0.02, 0.5, 0.9, 0.99, 0.9999, 0.3]).repeat(2, 5, 1)
+    mask = _mask([5, 3], 5)
+    with torch.inference_mode():
+        expected = plain(torch.logit(probabilities), mask)
+        torch.testing.assert_close(on_logits(probabilities, mask), expected)
+        # certain descriptors (0 and 1) are clamped, not turned into infinities
+        certain = on_logits(torch.tensor([0.0, 1.0]).repeat(1, 5, 3), _mask([5], 5))
+    assert torch.isfinite(certain).all()
+
+
 def test_rejects_other_than_two_convolutions():
     with pytest.raises(ValueError, match="two convolutions"):
         AxialFusion(channels=(8, 8, 8))
