@@ -11,6 +11,7 @@ __all__ = [
     "CQ500_READER_COLUMNS",
     "ICH_CLASSES",
     "NUM_CLASSES",
+    "PREPROCESSING_VERSION",
     "SUBTYPES",
     "WINDOW_PRESETS",
 ]
@@ -42,6 +43,11 @@ WINDOW_PRESETS: MappingProxyType[str, tuple[tuple[float, float], ...]] = Mapping
         "alis": ((50.0, 100.0), (50.0, 130.0), (150.0, 300.0)),
     }
 )
+
+#: Version of :func:`ichbundles.transforms.scan_preprocessing`'s output. Bundle configs put it in
+#: their ``cache_dir``, so a change of output (2: the brain box from the largest 3D component)
+#: starts a new cache instead of mixing old preprocessed scans with new ones.
+PREPROCESSING_VERSION = 2
 
 #: Slices on each side of a slice in paper 001's blocks of 7 adjacent slices.
 ADJACENT_CONTEXT = 3

@@ -66,12 +66,22 @@ class RandSliceBlocksd(RandomizableTransform, MapTransform):
     augmentation means only the slices that are trained on are augmented, and a batch of 16
     blocks can come from 16 scans, as paper 001 draws slices from the whole training set.
 
+    With ``positive_fraction`` above 0, that share of the blocks (on average) is centred on a
+    slice whose label in ``label_key``'s ``positive_class`` column is positive, when the scan has
+    one, as MONAI's ``RandCropByPosNegLabeld`` balances its crops: hemorrhage covers a few
+    slices of a scan, small bleeds one or two, and uniform centres rarely land on them.
+
     Args:
         keys: keys of per-slice values to cut: ``(S, ...)`` arrays (images, ``slice_labels``) or
             lists of ``S`` values (``sop_instance_uids``), so that nothing per slice is left
             that no longer matches the block.
         num_samples: blocks per scan.
         context: slices on each side of the centre (3: blocks of 7).
+        positive_fraction: probability, per block, of a centre drawn among the positive slices
+            (0: uniform centres, as paper 001).
+        label_key: the ``(S, K)`` per-slice labels that define positive slices; needed when
+            ``positive_fraction`` is above 0.
+        positive_class: the label column that defines a positive slice (-1: "any").
         allow_missing_keys: don't raise exception if key is missing.
     """
 
@@ -82,19 +92,48 @@ class RandSliceBlocksd(RandomizableTransform, MapTransform):
         keys: KeysCollection,
         num_samples: int = 1,
         context: int = ADJACENT_CONTEXT,
+        positive_fraction: float = 0.0,
+        label_key: str | None = None,
+        positive_class: int = -1,
         allow_missing_keys: bool = False,
     ) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
         RandomizableTransform.__init__(self, prob=1.0)
         if num_samples < 1:
             raise ValueError(f"num_samples must be at least 1, got {num_samples}")
+        if not 0.0 <= positive_fraction <= 1.0:
+            raise ValueError(f"positive_fraction must be in [0, 1], got {positive_fraction}")
+        if positive_fraction > 0 and label_key is None:
+            raise ValueError("positive_fraction above 0 needs label_key")
         self.num_samples = num_samples
+        self.positive_fraction = positive_fraction
+        self.label_key = label_key
+        self.positive_class = positive_class
         self.block = SliceBlock(context)
         self._centres: list[int] = []
 
-    def randomize(self, slices: int) -> None:
-        """Draw ``num_samples`` centres among ``slices`` slices (with replacement)."""
-        self._centres = [int(c) for c in self.R.randint(0, slices, size=self.num_samples)]
+    def randomize(self, slices: int, positives: Sequence[int] = ()) -> None:
+        """Draw ``num_samples`` centres among ``slices`` slices (with replacement).
+
+        Args:
+            slices: the scan's slice count.
+            positives: indices of its positive slices; each centre is one of them with
+                probability ``positive_fraction``.
+        """
+        uniform = self.R.randint(0, slices, size=self.num_samples)
+        if self.positive_fraction == 0 or len(positives) == 0:
+            self._centres = [int(c) for c in uniform]
+            return
+        on_positive = self.R.random_sample(self.num_samples) < self.positive_fraction
+        chosen = self.R.choice(np.asarray(positives), size=self.num_samples)
+        self._centres = [int(c) for c in np.where(on_positive, chosen, uniform)]
+
+    def _positive_slices(self, data: Mapping[Hashable, Any]) -> list[int]:
+        if self.positive_fraction == 0 or self.label_key not in data:
+            return []
+        labels = np.asarray(data[self.label_key], dtype=np.float32)[:, self.positive_class]
+        # unknown labels (NaN) are not positive
+        return np.flatnonzero(np.nan_to_num(labels) > 0.5).tolist()
 
     def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> list[dict]:
         """Cut the blocks of one scan.
@@ -107,7 +146,7 @@ class RandSliceBlocksd(RandomizableTransform, MapTransform):
         lengths = {len(d[key]) for key in self.key_iterator(d)}
         if len(lengths) != 1:
             raise ValueError(f"keys {list(self.keys)} have different slice counts: {lengths}")
-        self.randomize(lengths.pop())
+        self.randomize(lengths.pop(), self._positive_slices(d))
         blocks = []
         for centre in self._centres:
             block = dict(d)

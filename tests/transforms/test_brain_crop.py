@@ -47,6 +47,19 @@ def test_largest_component_removes_a_thick_separate_object():
     assert brain_box(scan, threshold=-500, largest_component=False) == (12, 63, 14, 58)
 
 
+def test_largest_component_is_taken_over_the_whole_scan():
+    # at the vertex the head's cross-section is smaller than the headrest beside it: a largest
+    # component per slice would keep the headrest on that slice and stretch the box over it
+    scan = phantom(4)
+    scan[:, 57:63, 20:62] = 300.0  # thick headrest, 6 x 42 pixels on every slice
+    yy, xx = np.mgrid[:SIZE, :SIZE]
+    scan[3, (yy - CENTRE[0]) ** 2 + (xx - CENTRE[1]) ** 2 <= HEAD_RADIUS**2] = -1000.0
+    scan[3, (yy - CENTRE[0]) ** 2 + (xx - CENTRE[1]) ** 2 <= 6**2] = 40.0  # 113 pixels
+    assert brain_box(scan, threshold=-500) == HEAD_BOX
+    # each slice alone: the headrest wins on the vertex slice
+    assert brain_box(scan[3], threshold=-500) == (57, 63, 20, 62)
+
+
 def test_channels_are_united_before_the_opening():
     head = phantom()[:, None] > -500  # (S, 1, H, W)
     stripes = np.zeros_like(head)

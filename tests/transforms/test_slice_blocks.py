@@ -70,3 +70,53 @@ def test_keys_of_different_lengths_raise():
     item = {"image": np.zeros((5, 1, 2, 2)), "slice_labels": np.zeros((4, 6))}
     with pytest.raises(ValueError, match="different slice counts"):
         RandSliceBlocksd(["image", "slice_labels"])(item)
+
+
+@pytest.mark.parametrize(
+    ("fraction", "low", "high"), [(0.0, 0.0, 0.15), (0.5, 0.45, 0.65), (1.0, 1.0, 1.0)]
+)
+def test_positive_fraction_centres_blocks_on_positive_slices(fraction, low, high):
+    labels = np.zeros((40, 6), dtype=np.float32)
+    labels[[10, 11], 5] = 1.0  # "any" on two slices of forty
+    labels[20, 2] = 1.0  # another class only: not positive for positive_class -1
+    blocks = RandSliceBlocksd(
+        ["image", "slice_labels"],
+        num_samples=2000,
+        positive_fraction=fraction,
+        label_key="slice_labels",
+    ).set_random_state(0)({"image": np.zeros((40, 1, 2, 2)), "slice_labels": labels})
+    centres = np.array([block["block_centre"] for block in blocks])
+    on_positive = np.isin(centres, [10, 11]).mean()
+    # uniform centres land on 2 of 40 slices 5% of the time
+    assert low <= on_positive <= high
+    assert centres.min() >= 0 and centres.max() < 40
+
+
+def test_positive_fraction_on_a_negative_scan_draws_uniform_centres():
+    labels = np.full((30, 6), np.nan, dtype=np.float32)  # unknown labels are not positive
+    labels[:15] = 0.0
+    blocks = RandSliceBlocksd(
+        "slice_labels", num_samples=500, positive_fraction=1.0, label_key="slice_labels"
+    ).set_random_state(0)({"slice_labels": labels})
+    assert len({block["block_centre"] for block in blocks}) == 30
+
+
+def test_positive_fraction_zero_keeps_the_uniform_draws():
+    item = {"slice_labels": np.eye(12, 6, dtype=np.float32)}
+    plain = RandSliceBlocksd("slice_labels", num_samples=8).set_random_state(3)(item)
+    with_key = RandSliceBlocksd(
+        "slice_labels", num_samples=8, label_key="slice_labels"
+    ).set_random_state(3)(item)
+    assert [b["block_centre"] for b in plain] == [b["block_centre"] for b in with_key]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"positive_fraction": 1.5, "label_key": "slice_labels"}, r"in \[0, 1\]"),
+        ({"positive_fraction": 0.5}, "needs label_key"),
+    ],
+)
+def test_bad_positive_fraction_raises(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        RandSliceBlocksd("image", **kwargs)
