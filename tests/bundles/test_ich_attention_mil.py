@@ -19,6 +19,7 @@ from monai.bundle import ConfigParser, verify_metadata
 
 from ichbundles.bundle import train_bundle
 from ichbundles.bundle.report import validate_report
+from ichbundles.constants import PREPROCESSING_VERSION
 from ichbundles.data.synthetic import generate_dataset
 from ichbundles.mil import load_vgpmil
 from ichbundles.networks import AttentionMIL
@@ -65,7 +66,8 @@ def test_phase1_writes_loadable_checkpoints(trained):
     assert last["trainer"]["iteration"] // last["trainer"]["epoch_length"] == 2
     assert net(torch.rand(2, 5, 3, 64, 64), torch.ones(2, 5, dtype=torch.bool)).shape == (2, 1)
     # one cache for training, validation and Phase 2: every scan once
-    assert len(list((trained / "cache" / "att_mil_64").glob("*.pt"))) == SCANS
+    cache = trained / "cache" / f"att_mil_64_v{PREPROCESSING_VERSION}"
+    assert len(list(cache.glob("*.pt"))) == SCANS
 
 
 def test_phase2_fits_vgpmil_on_the_slices_of_every_scan(trained, data):

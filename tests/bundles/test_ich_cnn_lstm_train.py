@@ -16,6 +16,7 @@ from monai.bundle import ConfigParser
 
 from ichbundles.bundle import train_bundle
 from ichbundles.bundle.tracking import SafeMLFlowHandler
+from ichbundles.constants import PREPROCESSING_VERSION
 from ichbundles.networks import CNNLSTM
 
 BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "ich_cnn_lstm"
@@ -76,7 +77,7 @@ def test_train_writes_loadable_best_and_last_checkpoints(trained):
 
 def test_train_caches_preprocessed_scans(trained):
     out, _ = trained
-    assert len(list((out / "cache" / "adjacent_64").glob("*.pt"))) == 6
+    assert len(list((out / "cache" / f"adjacent_64_v{PREPROCESSING_VERSION}").glob("*.pt"))) == 6
 
 
 def test_mlflow_run_has_params_and_per_epoch_metrics(trained):
