@@ -101,8 +101,7 @@ class AxialFusion(nn.Module):
             mask = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
         if self.logit_inputs:
             # clamped so that certain descriptors (0 or 1) still give finite logits
-            x = x.clamp(_LOGIT_EPS, 1.0 - _LOGIT_EPS)
-            x = torch.log(x) - torch.log1p(-x)
+            x = torch.logit(x, eps=_LOGIT_EPS)
         index = axial_block_index(mask, self.context)  # (B, S, 2c+1)
         b, s, width = index.shape
         rows = torch.arange(b, device=x.device)[:, None, None]
