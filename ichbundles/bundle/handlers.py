@@ -3,6 +3,8 @@
 - :class:`LastCheckpointSaver`: one fixed-name checkpoint, rewritten atomically after every
   epoch, that ``CheckpointLoader`` resumes from (MONAI's ``CheckpointSaver`` numbers its interval
   files and writes its final file only at the end of a run);
+- :class:`BestModelRecord`: the best validation score, saved in the last checkpoint and restored
+  on resume, so that only a better model replaces the best one;
 - :class:`ScanPredictionWriter`: per-slice probabilities of an evaluator as the RSNA-style CSV
   (``ID_<SOPInstanceUID>_<subtype>,<probability>``) and the scan-level CSV of ARCHITECTURE.md,
   then, when labels are given, the ``ichbundles evaluate`` outputs (``metrics.json``,
@@ -19,13 +21,14 @@ from pathlib import Path
 import numpy as np
 import torch
 from ignite.engine import Engine, Events
+from monai.handlers import CheckpointSaver
 from torch import nn
 
 from ichbundles.bundle.report import write_atomic, write_prediction_tables
 from ichbundles.constants import ICH_CLASSES
 from ichbundles.networks import scan_logits
 
-__all__ = ["LastCheckpointSaver", "ScanPredictionWriter", "lower_is_better"]
+__all__ = ["BestModelRecord", "LastCheckpointSaver", "ScanPredictionWriter", "lower_is_better"]
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +82,78 @@ class LastCheckpointSaver:
         states[self.engine_key] = engine.state_dict()
         torch.save(states, tmp)
         os.replace(tmp, self.path)
+
+
+class BestModelRecord:
+    """A run's best validation score, kept in its last checkpoint: resuming keeps the best model.
+
+    A resumed run is a new process: MONAI's evaluator knows no best metric and the best-model
+    ``CheckpointSaver`` no earlier score, so the first validation would replace the best model
+    whatever it scored. Put this object in :class:`LastCheckpointSaver`'s ``save_dict`` and call
+    :meth:`restore` on resume: the evaluator gets back its ``best_metric`` and
+    ``best_metric_epoch``, and the saver the score of the saved model (through
+    ``CheckpointSaver.load_state_dict``, as MONAI documents for resuming), so only a better model
+    replaces it. The saver's own ``key_metric_save_state`` would write that score into the model
+    file, which would then no longer be a plain state dict. Early stopping's patience still
+    starts afresh.
+
+    Args:
+        evaluator: the MONAI evaluator whose key metric picks the best model.
+        saver: its best-model ``CheckpointSaver`` (``save_key_metric=True``), or ``None``.
+        filename: the saver's ``key_metric_filename``.
+        negative_sign: the saver's ``key_metric_negative_sign`` (lower is better).
+    """
+
+    def __init__(
+        self,
+        evaluator: Engine,
+        saver: CheckpointSaver | None = None,
+        filename: str = "model.pt",
+        negative_sign: bool = False,
+    ) -> None:
+        self.evaluator = evaluator
+        self.saver = saver
+        self.filename = filename
+        self.negative_sign = negative_sign
+
+    def state_dict(self) -> dict[str, float | int]:
+        """The evaluator's best key metric and its epoch (-1 before the first validation)."""
+        state = self.evaluator.state
+        return {
+            "best_metric": float(state.best_metric),
+            "best_metric_epoch": int(state.best_metric_epoch),
+        }
+
+    def load_state_dict(self, state_dict: Mapping[str, float | int]) -> None:
+        """Give the evaluator and the saver the recorded best score."""
+        epoch = int(state_dict["best_metric_epoch"])
+        if epoch < 1:  # saved before any validation
+            return
+        best = float(state_dict["best_metric"])
+        self.evaluator.state.best_metric = best
+        self.evaluator.state.best_metric_epoch = epoch
+        if self.saver is not None:
+            # ignite Checkpoint's state: (priority, filename) of the files it keeps
+            priority = -best if self.negative_sign else best
+            self.saver.load_state_dict({"_saved": [(priority, self.filename)]})
+
+    def restore(self, checkpoint: str | os.PathLike, key: str = "best_model") -> None:
+        """Load the record saved under ``key`` in ``checkpoint``.
+
+        A missing file (nothing to resume) changes nothing; a checkpoint without the record (an
+        older run) is resumed as before, with a warning that its next validation replaces the
+        best model.
+        """
+        path = Path(checkpoint)
+        if not path.is_file():
+            return
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if key not in state:
+            logger.warning(
+                "%s has no %r record: the next validation replaces the best model", path, key
+            )
+            return
+        self.load_state_dict(state[key])
 
 
 class ScanPredictionWriter:

@@ -62,7 +62,7 @@ def test_phase1_writes_loadable_checkpoints(trained):
     net = AttentionMIL(image_size=64)
     net.load_state_dict(torch.load(trained / "models" / "model.pt", weights_only=True))
     last = torch.load(trained / "models" / "checkpoint_last.pt", weights_only=True)
-    assert set(last) == {"network", "optimizer", "trainer"}
+    assert set(last) == {"network", "optimizer", "trainer", "best_model"}
     assert last["trainer"]["iteration"] // last["trainer"]["epoch_length"] == 2
     assert net(torch.rand(2, 5, 3, 64, 64), torch.ones(2, 5, dtype=torch.bool)).shape == (2, 1)
     # one cache for training, validation and Phase 2: every scan once

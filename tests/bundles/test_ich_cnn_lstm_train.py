@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -68,7 +69,8 @@ def test_train_writes_loadable_best_and_last_checkpoints(trained):
     net = CNNLSTM("resnet10_tiny", hidden=16)
     net.load_state_dict(torch.load(out / "models" / "model.pt", weights_only=True))
     last = torch.load(out / "models" / "checkpoint_last.pt", weights_only=True)
-    assert set(last) == {"network", "optimizer", "lr_scheduler", "trainer"}
+    assert set(last) == {"network", "optimizer", "lr_scheduler", "trainer", "best_model"}
+    assert last["best_model"]["best_metric_epoch"] in (1, 2)
     assert _epoch(out / "models" / "checkpoint_last.pt") == 2
     assert "Key metric: val_wll best value" in log
     assert "encoder warm-up" in log
@@ -95,11 +97,22 @@ def test_mlflow_run_has_params_and_per_epoch_metrics(trained):
     assert "model.pt" in [a.path for a in client.list_artifacts(run.info.run_id)]
 
 
+def _val_wll(log: str) -> dict[int, float]:
+    pattern = r"Epoch\[(\d+)\] Metrics -- .*?val_wll: ([\d.]+)"
+    return {int(epoch): float(value) for epoch, value in re.findall(pattern, log)}
+
+
 def test_resume_continues_from_last_checkpoint(trained, data):
-    out, _ = trained
+    out, first_log = trained
     log = _ok(_bundle_run(["train.yaml"], data, out, "--epochs", "3", "--resume", "True"))
     assert _epoch(out / "models" / "checkpoint_last.pt") == 3
     assert "Epoch[3] Metrics" in log and "Epoch[1] Metrics" not in log
+    # the best of all three epochs, not of the resumed one alone
+    scores = {**_val_wll(first_log), **_val_wll(log)}
+    record = torch.load(out / "models" / "checkpoint_last.pt", weights_only=True)["best_model"]
+    assert sorted(scores) == [1, 2, 3]  # logged with 4 decimals
+    assert record["best_metric"] == pytest.approx(min(scores.values()), abs=1e-4)
+    assert scores[record["best_metric_epoch"]] == pytest.approx(record["best_metric"], abs=1e-4)
 
 
 def test_evaluate_writes_predictions_and_metrics(trained, test_data):
