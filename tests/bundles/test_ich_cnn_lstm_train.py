@@ -151,12 +151,21 @@ def test_two_process_gloo_training(data, tmp_path):
     files = repr([str(CONFIGS / "train.yaml"), str(CONFIGS / "multi_gpu_train.yaml")])
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2"]
     cmd += ["-m", "monai.bundle", "run", "--config_file", files, "--bundle_root", str(BUNDLE)]
-    cmd += ["--dataset_dir", str(data), "--output_dir", str(tmp_path), "--epochs", "1", *TINY]
-    log = _ok(subprocess.run(cmd, capture_output=True, text=True))
+    cmd += ["--dataset_dir", str(data), "--output_dir", str(tmp_path), *TINY]
+    log = _ok(subprocess.run([*cmd, "--epochs", "1"], capture_output=True, text=True))
     assert "MLflow tracking disabled" not in log
     net = CNNLSTM("resnet10_tiny", hidden=16)
     net.load_state_dict(torch.load(tmp_path / "models" / "model.pt", weights_only=True))
     assert _epoch(tmp_path / "models" / "checkpoint_last.pt") == 1
+    # resumed on two processes: the record covers both epochs
+    resumed = [*cmd, "--epochs", "2", "--resume", "True"]
+    scores = {
+        **_val_wll(log),
+        **_val_wll(_ok(subprocess.run(resumed, capture_output=True, text=True))),
+    }
+    last = torch.load(tmp_path / "models" / "checkpoint_last.pt", weights_only=True)
+    assert sorted(scores) == [1, 2] and _epoch(tmp_path / "models" / "checkpoint_last.pt") == 2
+    assert last["best_model"]["best_metric"] == pytest.approx(min(scores.values()), abs=1e-4)
 
 
 def test_verify_metadata_offline():
