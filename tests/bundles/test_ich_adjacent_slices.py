@@ -195,6 +195,19 @@ def test_fold_models_neither_train_nor_validate_on_the_scans_they_describe(data,
     assert trained_on | described == {i["name"] for i in main.get_parsed_content("train_items")}
 
 
+@pytest.mark.parametrize("files", [["train.yaml"], ["train.yaml", "fold.yaml"]])
+@pytest.mark.parametrize("cutmix_prob", [0.0, 0.5])
+def test_cutmix_prob_reaches_every_stage_1_training(data, files, cutmix_prob):
+    parser = ConfigParser()
+    parser.read_config([str(CONFIGS / f) for f in files])
+    parser.update(
+        {"bundle_root": str(BUNDLE), "dataset_dir": str(data), "cutmix_prob": cutmix_prob}
+    )
+    mixer = parser.get_parsed_content("train#prepare_batch").batch_transform
+    assert mixer.prob == cutmix_prob
+    assert parser.get_parsed_content("tracking_params")["cutmix_prob"] == cutmix_prob
+
+
 def test_evaluate_lays_out_stage1_beside_fusion(trained, test_data, tmp_path):
     # an RSNA-style folder: slice labels only, scan labels are their maximum
     shutil.copytree(test_data, tmp_path / "test")
