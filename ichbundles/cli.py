@@ -152,12 +152,16 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from ichbundles.bundle.export import export_model
+    from ichbundles.bundle.export import ExportMismatchError, export_model
 
     suffix = ".ts" if args.format == "torchscript" else ".onnx"
     out = args.out or Path(args.checkpoint).with_suffix(suffix)
     overrides = _overrides(args.overrides)
-    print(export_model(args.bundle, args.checkpoint, args.format, out, overrides=overrides))
+    try:
+        print(export_model(args.bundle, args.checkpoint, args.format, out, overrides=overrides))
+    except ExportMismatchError as error:  # the export failed its check: not bad input
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

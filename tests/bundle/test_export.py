@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from ichbundles.bundle.export import check_export, export_model
+from ichbundles import cli
+from ichbundles.bundle import export
+from ichbundles.bundle.export import ExportMismatchError, check_export, export_error, export_model
 from ichbundles.bundle.paths import bundle_config
 from ichbundles.bundle.predict import load_bundle_config, load_weights
 
@@ -82,7 +84,7 @@ def test_onnx_matches_eager_in_onnxruntime(checkpoint, eager, tmp_path):
     with torch.inference_mode():
         expected = eager(image, mask).numpy()
     np.testing.assert_allclose(got[mask.numpy()], expected[mask.numpy()], atol=ATOL)
-    assert check_export(eager, path, "onnx", 64, slices=4) <= ATOL
+    assert check_export(eager, path, "onnx", 64, slices=4) <= 0
 
 
 def test_monai_ckpt_export_traces_the_image_only_model(checkpoint, eager, tmp_path):
@@ -112,3 +114,40 @@ def test_monai_ckpt_export_traces_the_image_only_model(checkpoint, eager, tmp_pa
 def test_unknown_format_is_rejected(checkpoint, tmp_path):
     with pytest.raises(ValueError, match="Unknown export format"):
         export_model(BUNDLE, checkpoint, "tflite", tmp_path / "m", overrides=TINY)
+
+
+@pytest.mark.parametrize(
+    ("expected", "difference", "within"),
+    [
+        (0.1, 5e-5, True),
+        (0.1, 4e-4, False),
+        (13.7, 4e-4, True),  # a confident logit: float32 rounding of another runtime
+        (13.7, 3e-3, False),
+        (-13.7, -4e-4, True),
+    ],
+)
+def test_export_tolerance_grows_with_the_logit(expected, difference, within):
+    eager_logits = np.full((2, 6), expected, dtype=np.float32)
+    assert (export_error(eager_logits + difference, eager_logits) <= 0) is within
+
+
+def test_a_rejected_export_never_takes_the_output_path(checkpoint, tmp_path, monkeypatch):
+    def mismatch(network, path, fmt, *args):
+        raise ExportMismatchError(f"{path}: {fmt} logits differ")
+
+    monkeypatch.setattr(export, "check_export", mismatch)
+    out = tmp_path / "model.ts"
+    with pytest.raises(ExportMismatchError, match=r"model\.ts\.unchecked"):
+        export_model(BUNDLE, checkpoint, "torchscript", out, overrides=TINY)
+    assert not out.exists()
+    assert (tmp_path / "model.ts.unchecked").stat().st_size > 0
+
+    argv = ["export", BUNDLE, "--checkpoint", str(checkpoint), "--format", "torchscript"]
+    argv += ["--out", str(out), *(f"{k}={v}" for k, v in TINY.items())]
+    assert cli.main(argv) == 1
+    assert not out.exists()
+
+
+def test_a_checked_export_leaves_no_staging_file(checkpoint, tmp_path):
+    out = export_model(BUNDLE, checkpoint, "torchscript", tmp_path / "model.ts", overrides=TINY)
+    assert [p.name for p in tmp_path.iterdir()] == ["model.ts"] and out.stat().st_size > 0
