@@ -159,7 +159,7 @@ def _export(args: argparse.Namespace) -> int:
     overrides = _overrides(args.overrides)
     try:
         print(export_model(args.bundle, args.checkpoint, args.format, out, overrides=overrides))
-    except ExportMismatchError as error:  # the export failed its check: not bad input
+    except (ExportMismatchError, ImportError) as error:  # failed check or extra: not bad input
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0

@@ -16,6 +16,7 @@ This module traces with ``torch.jit.trace`` and saves with MONAI's ``save_net_wi
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 from pathlib import Path
@@ -32,6 +33,8 @@ __all__ = ["ExportMismatchError", "check_export", "export_error", "export_model"
 
 ExportFormat = Literal["torchscript", "onnx"]
 _SUFFIX = {"torchscript": ".ts", "onnx": ".onnx"}
+#: Modules of the ``export`` extra that ONNX export and its check import.
+_ONNX_MODULES = ("onnx", "onnxruntime")
 #: Difference allowed between the exported and the eager logits: ``ATOL + RTOL * |eager|``, as
 #: ``numpy.allclose``. The relative part matters for a confident model: float32 rounding in
 #: another runtime moves a logit of 14 by a few 1e-4.
@@ -135,12 +138,19 @@ def export_model(
 
     Raises:
         ValueError: unknown format.
+        ImportError: ONNX export without the ``export`` extra (onnx, onnxruntime).
         ExportMismatchError: the exported model's outputs differ from eager. Nothing is
             written to ``out``; the rejected model stays beside it as ``<out>.unchecked`` for
             inspection.
     """
     if fmt not in _SUFFIX:
         raise ValueError(f"Unknown export format {fmt!r}; expected one of {sorted(_SUFFIX)}.")
+    if fmt == "onnx":
+        missing = [name for name in _ONNX_MODULES if importlib.util.find_spec(name) is None]
+        if missing:
+            raise ImportError(
+                f"ONNX export needs {' and '.join(missing)}: pip install 'ich-bundles[export]'"
+            )
     parser = load_bundle_config(bundle, overrides=overrides)
     root = Path(parser["bundle_root"])
     out = Path(out) if out is not None else root / "models" / f"model{_SUFFIX[fmt]}"

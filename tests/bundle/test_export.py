@@ -151,3 +151,23 @@ def test_a_rejected_export_never_takes_the_output_path(checkpoint, tmp_path, mon
 def test_a_checked_export_leaves_no_staging_file(checkpoint, tmp_path):
     out = export_model(BUNDLE, checkpoint, "torchscript", tmp_path / "model.ts", overrides=TINY)
     assert [p.name for p in tmp_path.iterdir()] == ["model.ts"] and out.stat().st_size > 0
+
+
+def test_onnx_export_without_the_extra_names_it(checkpoint, tmp_path, monkeypatch, capsys):
+    real_find_spec = export.importlib.util.find_spec
+    monkeypatch.setattr(
+        export.importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "onnxruntime" else real_find_spec(name, *a),
+    )
+    out = tmp_path / "model.onnx"
+    hint = r"needs onnxruntime: pip install 'ich-bundles\[export\]'"
+    with pytest.raises(ImportError, match=hint):
+        export_model(BUNDLE, checkpoint, "onnx", out, overrides=TINY)
+    argv = ["export", BUNDLE, "--checkpoint", str(checkpoint), "--format", "onnx"]
+    argv += ["--out", str(out), *(f"{k}={v}" for k, v in TINY.items())]
+    assert cli.main(argv) == 1
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "error: ONNX export needs onnxruntime: pip install 'ich-bundles[export]'"
+    ]
+    assert list(tmp_path.iterdir()) == []
