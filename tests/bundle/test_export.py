@@ -131,6 +131,14 @@ def test_export_tolerance_grows_with_the_logit(expected, difference, within):
     assert (export_error(eager_logits + difference, eager_logits) <= 0) is within
 
 
+@pytest.mark.parametrize(("difference", "within"), [(4e-4, True), (2e-3, False)])
+def test_export_tolerance_follows_the_largest_logit(difference, within):
+    # rounding in a network with logits of 12 moves its small logits too
+    eager_logits = np.array([[0.1, -12.0], [0.3, 5.0]], dtype=np.float32)
+    exported = eager_logits + np.array([[difference, 0.0], [0.0, 0.0]], dtype=np.float32)
+    assert (export_error(exported, eager_logits) <= 0) is within
+
+
 def test_a_rejected_export_never_takes_the_output_path(checkpoint, tmp_path, monkeypatch):
     def mismatch(network, path, fmt, *args):
         raise ExportMismatchError(f"{path}: {fmt} logits differ")
