@@ -77,6 +77,17 @@ def test_train_bad_input_exits_2_with_one_line(argv, fragment, capsys, tmp_path)
     assert len(err) == 1 and err[0].startswith("error: ") and fragment in err[0]
 
 
+def test_train_on_a_folder_without_labels_exits_2_with_one_line(capsys, tmp_path):
+    # the labels are read by a config expression: its error must not arrive wrapped by MONAI
+    (tmp_path / "data").mkdir()
+    argv = ["train", BUNDLE, "--data", str(tmp_path / "data"), "--output", str(tmp_path / "o")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"error: no slice labels: {tmp_path / 'data' / 'labels.csv'} (RSNA format ID,Label)"
+    ]
+
+
 def test_word_that_is_not_an_override_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as caught:
         parse_args(["train", BUNDLE, "--data", ".", "--epochs", "1", "oops"])

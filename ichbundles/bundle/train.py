@@ -39,6 +39,8 @@ from monai.bundle import run as run_bundle
 from ichbundles.bundle.paths import bundle_config, bundle_path
 from ichbundles.bundle.report import write_atomic
 from ichbundles.bundle.tracking import end_parent_run, reopen_parent_run, start_parent_run
+from ichbundles.data.labels import LabelError
+from ichbundles.io import SeriesReadError
 
 __all__ = [
     "DEFAULT_STAGES",
@@ -55,6 +57,9 @@ logger = logging.getLogger(__name__)
 DEFAULT_STAGES: tuple[tuple[str, ...], ...] = (("train.yaml",),)
 #: Finished stages and the parent MLflow run, under the output folder.
 PROGRESS_FILE = "training_stages.json"
+#: Errors of bad input that MONAI's config parser wraps in ``RuntimeError("Failed to evaluate
+#: ...")`` when a config expression raises them; :func:`train_bundle` re-raises them unwrapped.
+_INPUT_ERRORS = (OSError, LabelError, SeriesReadError)
 #: Config id of the checkpoint a resumed stage continues from.
 _RESUME_PATH_ID = "train#checkpoint_loader#load_path"
 #: Config ids that decide which scans each stage trains on: a resume must not change them.
@@ -188,7 +193,38 @@ def train_bundle(
             malformed ``training_stages``, or ``resume`` with split settings other than those
             the finished runs had.
         FileNotFoundError: training ended without a best checkpoint.
+        OSError, LabelError, SeriesReadError: raised while a config expression was evaluated
+            (no ``labels.csv``, a missing ``init_from`` checkpoint, a bad series); re-raised
+            as they were rather than wrapped in the config parser's ``RuntimeError``, so the
+            command line reports them in one line.
     """
+    try:
+        return _train_runs(bundle, data, output, epochs, overrides, resume)
+    except RuntimeError as error:
+        cause = _input_error(error)
+        if cause is None:
+            raise
+        raise cause from None
+
+
+def _input_error(error: BaseException | None) -> BaseException | None:
+    """The bad-input error at the root of a config parser's ``RuntimeError``, or ``None``."""
+    while error is not None:
+        if isinstance(error, _INPUT_ERRORS):
+            return error
+        error = error.__cause__
+    return None
+
+
+def _train_runs(
+    bundle: str | os.PathLike,
+    data: str | os.PathLike,
+    output: str | os.PathLike,
+    epochs: int | None,
+    overrides: Sequence[str],
+    resume: bool,
+) -> Path:
+    """:func:`train_bundle` without the unwrapping of bad-input errors."""
     root = bundle_path(bundle)
     stages = training_stages(root)
     if not Path(data).is_dir():

@@ -162,6 +162,58 @@ def test_resume_runs_only_what_is_left(trained, data, tmp_path):
     assert index["computed"] == 0 and index["reused"] == SCANS
 
 
+@pytest.mark.parametrize(
+    ("files", "stage", "settings"),
+    [
+        (["train.yaml"], "stage1", {}),
+        (["train.yaml", "fold.yaml"], "fold1", {"fold": 1}),
+        (["train.yaml", "fusion.yaml"], "fusion", {}),
+    ],
+)
+def test_init_from_starts_each_stage_from_its_own_earlier_weights(
+    trained, data, tmp_path, files, stage, settings
+):
+    out = tmp_path / "finetune"
+    shutil.copytree(trained / "descriptors", out / "descriptors")  # the fusion's training data
+
+    def initialised_weights(**extra) -> dict:
+        parser = ConfigParser()
+        parser.read_config([str(CONFIGS / f) for f in files])
+        parser.update(
+            {
+                "bundle_root": str(BUNDLE),
+                "dataset_dir": str(data),
+                "output_dir": str(out),
+                "image_size": 64,
+                "folds": 2,
+                "tracking_enabled": False,
+                **settings,
+                **extra,
+            }
+        )
+        parser.get_parsed_content("initialize")
+        return parser.get_parsed_content("network").state_dict()
+
+    earlier = _stage_state(trained, stage)
+    warm = initialised_weights(init_from=str(trained))
+    assert warm.keys() == earlier.keys()
+    assert all(torch.equal(warm[k], earlier[k]) for k in earlier)
+    cold = initialised_weights()
+    assert not all(torch.equal(cold[k], earlier[k]) for k in earlier)
+
+
+def test_init_from_a_folder_without_the_stage_checkpoint_exits_2(data, tmp_path, capsys):
+    argv = ["train", "ich_adjacent_slices", "--data", str(data), "--output", str(tmp_path / "o")]
+    overrides = [*TINY, "tracking_enabled=False", f"init_from={tmp_path}"]
+    assert cli.main([*argv, "--epochs", "1", *overrides]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert (
+        err[0].startswith("error: ") and str(tmp_path / "models" / "stage1" / "model.pt") in err[0]
+    )
+    assert not (tmp_path / "o" / "models" / "stage1" / "model.pt").exists()
+
+
 def test_one_fold_trains_no_fold_models(data, tmp_path):
     overrides = [*TINY, "folds=1", "tracking_enabled=false"]
     train_bundle("ich_adjacent_slices", data, tmp_path, epochs=1, overrides=overrides)
