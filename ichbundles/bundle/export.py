@@ -37,8 +37,8 @@ _SUFFIX = {"torchscript": ".ts", "onnx": ".onnx"}
 _ONNX_MODULES = ("onnx", "onnxruntime")
 #: Difference allowed between the exported and the eager logits: ``ATOL + RTOL * max|eager|``.
 #: The relative part follows the largest logit, not each one: float32 rounding in another
-#: runtime scales with the values flowing through the network, so a confident model (stage 1
-#: logits of 10 feeding the fusion) moves even its small output logits by a few 1e-4.
+#: runtime scales with the values flowing through the network, so a confident model moves its
+#: small output logits by as much as its large ones.
 ATOL = 1e-4
 RTOL = 1e-4
 

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from ichbundles.constants import ADJACENT_CONTEXT, NUM_CLASSES
-from ichbundles.networks.axial_fusion import AxialFusion
+from ichbundles.networks.axial_fusion import LOGIT_LIMIT, AxialFusion
 from ichbundles.networks.slice_classifier import SliceClassifier
 
 __all__ = ["AdjacentSliceNet"]
@@ -88,4 +88,10 @@ class AdjacentSliceNet(nn.Module):
         logits = self.stage1(x, mask)
         if not self.use_fusion:
             return logits
+        if self.fusion.logit_inputs:
+            # stage 1's logits go in as they are, clamped as the fusion clamps probabilities:
+            # the float32 round trip through sigmoid and logit loses the digits of large
+            # logits, and ONNX Runtime's sigmoid, accurate to an absolute error, moved fused
+            # logits by up to 0.01 that way
+            return self.fusion.fuse(logits.clamp(-LOGIT_LIMIT, LOGIT_LIMIT), mask)
         return self.fusion(torch.sigmoid(logits), mask)

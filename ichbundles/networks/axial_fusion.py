@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -10,10 +11,12 @@ from torch import nn
 from ichbundles.constants import ADJACENT_CONTEXT, NUM_CLASSES
 from ichbundles.networks.sequence import prefix_lengths
 
-__all__ = ["AxialFusion", "axial_block_index"]
+__all__ = ["LOGIT_LIMIT", "AxialFusion", "axial_block_index"]
 
-# probabilities are clamped to [eps, 1 - eps] before their logit: logits within +-13.8
+# probabilities are clamped to [eps, 1 - eps] before their logit: logits within +-LOGIT_LIMIT
 _LOGIT_EPS = 1e-6
+#: The largest logit magnitude the fusion sees with ``logit_inputs`` (13.8).
+LOGIT_LIMIT = math.log((1 - _LOGIT_EPS) / _LOGIT_EPS)
 
 
 def axial_block_index(mask: torch.Tensor, context: int = ADJACENT_CONTEXT) -> torch.Tensor:
@@ -97,11 +100,21 @@ class AxialFusion(nn.Module):
             x: ``(B, S, K)`` slice descriptors, padded at the end to a common ``S``.
             mask: boolean ``(B, S)`` of real slices, or ``None`` for all real.
         """
-        if mask is None:
-            mask = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
         if self.logit_inputs:
             # clamped so that certain descriptors (0 or 1) still give finite logits
             x = torch.logit(x, eps=_LOGIT_EPS)
+        return self.fuse(x, mask)
+
+    def fuse(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """:meth:`forward` on descriptors already mapped: logits when ``logit_inputs``.
+
+        Args:
+            x: ``(B, S, K)`` probabilities, or logits within :data:`LOGIT_LIMIT` when
+                ``logit_inputs``.
+            mask: boolean ``(B, S)`` of real slices, or ``None`` for all real.
+        """
+        if mask is None:
+            mask = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
         index = axial_block_index(mask, self.context)  # (B, S, 2c+1)
         b, s, width = index.shape
         rows = torch.arange(b, device=x.device)[:, None, None]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+
+import pytest
 import torch
 
 from ichbundles.networks import AdjacentSliceNet
@@ -25,6 +28,24 @@ def test_fused_output_is_fusion_of_stage1_probabilities():
     torch.testing.assert_close(fused, expected)
     torch.testing.assert_close(alone, stage1)
     assert not torch.allclose(fused[mask], alone[mask])
+
+
+@pytest.mark.parametrize("bias", [0.0, 9.0, -9.0, 30.0])
+def test_logit_input_fusion_matches_a_float64_reference(bias):
+    # confident stage 1 logits: in float32, sigmoid then logit loses their digits (about 0.01
+    # at 9) and the fused logits with them; the joined network must not take that round trip
+    torch.manual_seed(0)
+    net = AdjacentSliceNet("resnet10_tiny", fusion_logit_inputs=True).eval()
+    with torch.no_grad():
+        net.stage1.classifier.bias.fill_(bias)
+    x = torch.rand(2, 9, 3, 32, 32)
+    mask = torch.arange(9)[None] < torch.tensor([[9], [6]])
+    reference = copy.deepcopy(net).double()
+    with torch.inference_mode():
+        fused = net(x, mask)
+        stage1 = reference.stage1(x.double(), mask)
+        expected = reference.fusion(torch.sigmoid(stage1), mask)
+    torch.testing.assert_close(fused[mask].double(), expected[mask], atol=1e-4, rtol=1e-5)
 
 
 def test_fusion_logit_inputs_reach_the_fusion_network():
