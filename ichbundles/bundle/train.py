@@ -190,8 +190,8 @@ def train_bundle(
         BundleNotFoundError: unknown bundle, or a stage config it lacks.
         NotADirectoryError: ``data`` is not a folder.
         ValueError: a malformed override, a nested override no stage config can take, a
-            malformed ``training_stages``, or ``resume`` with split settings other than those
-            the finished runs had.
+            malformed ``training_stages``, ``resume`` with split settings other than those
+            the finished runs had, or an ``init_from`` run trained with other ones.
         FileNotFoundError: training ended without a best checkpoint.
         OSError, LabelError, SeriesReadError: raised while a config expression was evaluated
             (no ``labels.csv``, a missing ``init_from`` checkpoint, a bad series); re-raised
@@ -265,6 +265,7 @@ def _train_runs(
         "finished": [],
         "parent_run_id": None,
     }
+    _check_init_from(parent, split)
     if resume and progress_file.is_file():
         progress = json.loads(progress_file.read_text())
         if progress.get("bundle") != root.name or progress.get("split") != split:
@@ -327,6 +328,30 @@ def _train_runs(
     if not best.is_file():
         raise FileNotFoundError(f"training ended without a best checkpoint: {best}")
     return best
+
+
+def _check_init_from(parser: ConfigParser, split: Mapping[str, Any]) -> None:
+    """Refuse an ``init_from`` run trained on another split.
+
+    Its models would have trained on scans that are validation scans here, or, for fold
+    models, on the scans they are to describe.
+
+    Raises:
+        ValueError: ``init_from`` is not an ``ichbundles train`` output folder, or its
+            ``training_stages.json`` records other split settings.
+    """
+    init_from = parser.get("init_from") if "init_from" in parser else None
+    if not init_from:
+        return
+    earlier = Path(init_from) / PROGRESS_FILE
+    if not earlier.is_file():
+        raise ValueError(f"init_from: no {earlier}; give an `ichbundles train` output folder")
+    recorded = json.loads(earlier.read_text()).get("split")
+    if recorded != split:
+        raise ValueError(
+            f"{earlier}: init_from was trained with {recorded}, not {split}; start from a run "
+            "with the same data and split settings"
+        )
 
 
 def _stage_runs(

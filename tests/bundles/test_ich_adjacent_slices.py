@@ -202,15 +202,29 @@ def test_init_from_starts_each_stage_from_its_own_earlier_weights(
     assert not all(torch.equal(cold[k], earlier[k]) for k in earlier)
 
 
-def test_init_from_a_folder_without_the_stage_checkpoint_exits_2(data, tmp_path, capsys):
+@pytest.mark.parametrize(
+    ("progress", "extra", "fragment"),
+    [
+        # the earlier run's record, but none of its checkpoints
+        (True, [], "models/stage1/model.pt"),
+        # not an `ichbundles train` output
+        (False, [], "training_stages.json; give an `ichbundles train` output folder"),
+        # another split: its models trained on this run's validation scans
+        (True, ["val_fraction=0.5"], "training_stages.json: init_from was trained with"),
+    ],
+)
+def test_unusable_init_from_exits_2_before_training(
+    trained, data, tmp_path, capsys, progress, extra, fragment
+):
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    if progress:
+        shutil.copy(trained / "training_stages.json", earlier)
     argv = ["train", "ich_adjacent_slices", "--data", str(data), "--output", str(tmp_path / "o")]
-    overrides = [*TINY, "tracking_enabled=False", f"init_from={tmp_path}"]
+    overrides = [*TINY, "folds=2", "tracking_enabled=False", f"init_from={earlier}", *extra]
     assert cli.main([*argv, "--epochs", "1", *overrides]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1
-    assert (
-        err[0].startswith("error: ") and str(tmp_path / "models" / "stage1" / "model.pt") in err[0]
-    )
+    assert len(err) == 1 and err[0].startswith("error: ") and fragment in err[0]
     assert not (tmp_path / "o" / "models" / "stage1" / "model.pt").exists()
 
 
