@@ -214,7 +214,7 @@ def test_init_from_starts_each_stage_from_its_own_earlier_weights(
     ],
 )
 def test_unusable_init_from_exits_2_before_training(
-    trained, data, tmp_path, capsys, progress, extra, fragment
+    trained, data, tmp_path, capsys, root_logging, progress, extra, fragment
 ):
     earlier = tmp_path / "earlier"
     earlier.mkdir()
