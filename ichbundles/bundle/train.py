@@ -340,7 +340,7 @@ def _check_init_from(parser: ConfigParser, split: Mapping[str, Any]) -> None:
         ValueError: ``init_from`` is not an ``ichbundles train`` output folder, or its
             ``training_stages.json`` records other split settings.
     """
-    init_from = parser.get("init_from") if "init_from" in parser else None
+    init_from = parser.get("init_from")
     if not init_from:
         return
     earlier = Path(init_from) / PROGRESS_FILE
