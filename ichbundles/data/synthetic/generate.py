@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +20,7 @@ from .dicom_writer import WrittenSeries, write_series
 from .preview import preview_tiles, save_grid, select_tiles
 from .quirks import UidFactory, available_syntaxes, expand_quirks, scan_quirks, tilt_for
 from .scan import MIN_SIZE, SyntheticScan, make_scan
+from .stress import Stress, parse_stress
 from .tables import (
     simulate_reads,
     write_atomic,
@@ -29,7 +32,7 @@ from .tables import (
 __all__ = ["GENERATOR", "LAYOUTS", "MIN_SIZE", "generate_dataset", "scan_seed"]
 
 #: Generator name and format version recorded in the manifest.
-GENERATOR = "ichbundles.synthetic/1"
+GENERATOR = "ichbundles.synthetic/2"  # 2: acquisition (spacing, slab, kernel, calibration)
 LAYOUTS = ("folders", "rsna", "cq500")
 _log = logging.getLogger(__name__)
 
@@ -51,6 +54,12 @@ class _Task:
     layout: str
     dataset_seed: int
     preview: bool
+    stress: Stress
+
+
+def _is_thin(scan_seed: int, thin_fraction: float) -> bool:
+    """Whether a scan of a mixed dataset is thin-sliced: a draw of its own seed's stream."""
+    return thin_fraction > 0.0 and np.random.default_rng([scan_seed, 5]).random() < thin_fraction
 
 
 def _paths(task: _Task) -> tuple[str, Path, str, str, str]:
@@ -72,10 +81,13 @@ def _build(task: _Task) -> dict:
     quirks = scan_quirks(task.quirks, task.index, task.layout)
     quirk_rng = np.random.default_rng([task.seed, 2])
     tilt = tilt_for(quirk_rng) if "tilt" in quirks else 0.0
-    scan = make_scan(task.seed, task.size, task.thin, tilt=tilt)
+    scan = make_scan(task.seed, task.size, task.thin, tilt=tilt, stress=task.stress)
+    acquisition = dataclasses.asdict(scan.acquisition)
     syntaxes = available_syntaxes()
     syntax = syntaxes[task.index % len(syntaxes)] if "compressed" in quirks and syntaxes else None
-    uids = UidFactory(f"{task.dataset_seed}/{task.index}", style)
+    key = f"{task.dataset_seed}/{task.index}"
+    # a stressed copy of a scan is another series: it must not reuse the unstressed UIDs
+    uids = UidFactory(f"{key}/stress:{task.stress.tag()}" if task.stress else key, style)
     written = write_series(
         scan,
         folder,
@@ -100,6 +112,8 @@ def _build(task: _Task) -> dict:
         "n_slices": len(written.files),
         "spacing": list(scan.spacing),
         "thickness": scan.thickness,
+        "thin": task.thin,
+        "acquisition": {k: v for k, v in acquisition.items() if k != "slab_offsets"},
         "quirks": sorted(quirks),
         "quirk_details": written.details,
         "lesions": _kept_lesions(scan, written),
@@ -112,6 +126,8 @@ def _build(task: _Task) -> dict:
         scan_labels, record["lesions"], np.random.default_rng([task.seed, 3])
     )
     record["tiles"] = preview_tiles(scan, scan_id) if task.preview else []
+    if task.stress:  # only then: unstressed manifests stay as they were
+        record["factors"] = scan.factors
     return record
 
 
@@ -199,10 +215,12 @@ def generate_dataset(
     workers: int = 1,
     quirks: str | tuple[str, ...] | list[str] | frozenset[str] = (),
     thin: bool = False,
+    thin_fraction: float = 0.0,
     nifti: bool = False,
     layout: str = "folders",
     preview: str | os.PathLike | None = None,
     progress: bool = True,
+    stress: Stress | Mapping[str, float] | Iterable[str] | None = None,
 ) -> Path:
     """Generate ``n_scans`` synthetic head CTs with labels.
 
@@ -217,22 +235,31 @@ def generate_dataset(
         seed: dataset seed.
         workers: processes; 1 renders in this process.
         quirks: archive quirks to apply (names from ``QUIRK_CHOICES``: ``QUIRKS`` or ``"all"``).
-        thin: 1-2.5 mm slices instead of 5 mm.
+        thin: every scan thin-sliced (0.625-2.5 mm) instead of thick (3-5 mm).
+        thin_fraction: else this share of the scans thin-sliced, each chosen by its own seed.
         nifti: also write ``nifti/<SeriesInstanceUID>.nii.gz``.
         layout: ``"folders"``, ``"rsna"`` (flat ``stage_2_train/``) or ``"cq500"``.
         preview: PNG path for a contact sheet of labelled slices.
         progress: show a progress bar.
+        stress: factors pushed outside their normal range for a robustness set (a ``Stress``,
+            ``{name: value}`` or ``"name=value"`` strings; see ``stress.FACTORS``): the scans of
+            ``seed`` with only those factors changed, their own UIDs, the stress under
+            ``arguments`` and each scan's realised ``factors`` in the manifest.
 
     Returns:
         Path of ``manifest.json``.
 
     Raises:
-        ValueError: unknown quirk or layout, ``n_scans < 1`` or ``size < MIN_SIZE``.
+        ValueError: unknown quirk or layout, ``n_scans < 1``, ``size < MIN_SIZE``,
+            ``thin_fraction`` outside [0, 1], or an unknown stress factor or bad value.
         NotADirectoryError: ``out`` (or a folder above it, or above ``preview``) is a file.
         IsADirectoryError: ``preview`` is a folder.
         All raised before anything is written.
     """
     requested = _check_arguments(out, n_scans, size, quirks, layout, preview)
+    if not 0.0 <= thin_fraction <= 1.0:
+        raise ValueError(f"thin_fraction must be between 0 and 1, got {thin_fraction}")
+    stress = parse_stress(stress)
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
     tasks = [
@@ -241,12 +268,13 @@ def generate_dataset(
             scan_seed(seed, i),
             str(root),
             size,
-            thin,
+            thin or _is_thin(scan_seed(seed, i), thin_fraction),
             requested,
             nifti,
             layout,
             seed,
             preview is not None,
+            stress,
         )
         for i in range(n_scans)
     ]
@@ -277,7 +305,8 @@ def generate_dataset(
         "version": __version__,
         "arguments": {
             "n_scans": n_scans, "size": size, "seed": seed, "quirks": list(requested),
-            "thin": thin, "nifti": nifti, "layout": layout,
+            "thin": thin, "thin_fraction": thin_fraction, "nifti": nifti, "layout": layout,
+            **({"stress": stress.values()} if stress else {}),  # unstressed manifests unchanged
         },
         "compressed_syntaxes": [str(uid) for uid in available_syntaxes()],
         "scans": [

@@ -10,7 +10,7 @@ through partial volume as they do on real scanners.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -18,7 +18,15 @@ from ichbundles.constants import SUBTYPES
 
 from .anatomy import CAVITY, AnatomyFields, Tissue
 
-__all__ = ["ACUTE_BLOOD_HU", "Lesion", "blood_hu", "lesion_membership", "sample_lesions"]
+__all__ = [
+    "ACUTE_BLOOD_HU",
+    "Lesion",
+    "blood_hu",
+    "lesion_membership",
+    "resize_lesion",
+    "sample_lesions",
+    "with_density",
+]
 
 _EDGE = 1.0  # mm over which membership goes from 1 to 0
 #: HU range of acute blood; the texture inside a bleed stays within it.
@@ -26,6 +34,9 @@ ACUTE_BLOOD_HU = (50.0, 90.0)
 # Subtype frequencies among bleeds, in SUBTYPES order (subdural and parenchymal most common).
 _WEIGHTS = dict(zip(SUBTYPES, (0.15, 0.25, 0.13, 0.20, 0.27), strict=True))
 _BRAIN = (Tissue.GREY, Tissue.WHITE, Tissue.DEEP_GREY, Tissue.CEREBELLUM, Tissue.BRAINSTEM)
+#: Head-frame v (mm) of the back of the occipital horns (centre 44 + semi-axis 9): ventricular
+#: blood layers from there forward to its fluid level.
+_HORN_BACK_V = 53.0
 
 
 @dataclass(frozen=True)
@@ -42,6 +53,8 @@ class Lesion:
         z_range: head-frame z interval outside which the membership is zero.
         side: +1 left, -1 right, 0 both or midline.
         phase: shape irregularity phase.
+        hu_shift: HU added to the whole bleed, texture and clipping range included (a stressed
+            density, see ``with_density``); 0 for every drawn lesion.
     """
 
     subtype: str
@@ -52,6 +65,7 @@ class Lesion:
     z_range: tuple[float, float]
     side: int = 0
     phase: float = 0.0
+    hu_shift: float = 0.0
 
 
 def _surface_point(phi: float, z: float) -> tuple[float, float, float]:
@@ -84,9 +98,8 @@ def _sample_one(rng: np.random.Generator, subtype: str, z_lo: float, z_hi: float
         extent = rng.uniform(8.0, 13.0) if subtle else rng.uniform(16.0, 34.0)
         thick = rng.uniform(2.5, 4.0) if subtle else rng.uniform(6.0, min(22.0, 0.7 * extent))
         centre = _surface_point(_azimuth(rng, side), z0)
-        return Lesion(
-            subtype, centre, (extent, thick), hu, subtle, (z0 - extent, z0 + extent), side
-        )
+        size = (extent, thick)
+        return Lesion(subtype, centre, size, hu, subtle, _z_range(subtype, centre, size), side)
     if subtype == "subdural":
         z0 = pick_z(15.0, 90.0)
         if z0 is None:
@@ -94,9 +107,8 @@ def _sample_one(rng: np.random.Generator, subtype: str, z_lo: float, z_hi: float
         extent = rng.uniform(14.0, 28.0) if subtle else rng.uniform(38.0, 80.0)
         thick = rng.uniform(1.8, 3.0) if subtle else rng.uniform(3.0, 14.0)
         centre = _surface_point(_azimuth(rng, side), z0)
-        return Lesion(
-            subtype, centre, (extent, thick), hu, subtle, (z0 - extent, z0 + extent), side
-        )
+        size = (extent, thick)
+        return Lesion(subtype, centre, size, hu, subtle, _z_range(subtype, centre, size), side)
     if subtype == "intraparenchymal":
         radius = rng.uniform(2.5, 5.0) if subtle else rng.uniform(6.0, 22.0)
         if rng.random() < 0.45 and z_lo < 28.0 < z_hi:
@@ -114,10 +126,10 @@ def _sample_one(rng: np.random.Generator, subtype: str, z_lo: float, z_hi: float
             centre = (su + (cu - su) * inward, sv + (cv - sv) * inward, z0)
         ratio = tuple(rng.uniform(0.75, 1.25, 2))
         size = (radius, radius * ratio[0], radius * ratio[1], 1.0 + 0.25 * radius)
-        z0 = centre[2]
-        reach = max(size[:3]) * 1.3 + size[3]
         phase = float(rng.uniform(0, 2 * np.pi))
-        return Lesion(subtype, centre, size, hu, subtle, (z0 - reach, z0 + reach), side, phase)
+        return Lesion(
+            subtype, centre, size, hu, subtle, _z_range(subtype, centre, size), side, phase
+        )
     if subtype == "intraventricular":
         if not (z_lo < 36.0 and z_hi > 26.0):
             return None
@@ -125,7 +137,7 @@ def _sample_one(rng: np.random.Generator, subtype: str, z_lo: float, z_hi: float
         hu = float(rng.uniform(50.0, 58.0) if subtle else rng.uniform(55.0, 82.0))
         side = int(rng.choice([-1, 0, 1]))
         centre = (19.0 * (side or 1), 40.0, 32.0)
-        return Lesion(subtype, centre, (level,), hu, subtle, (20.0, 44.0), side)
+        return Lesion(subtype, centre, (level,), hu, subtle, _z_range(subtype, centre, ()), side)
     # subarachnoid: convexity sulci or basal cisterns
     hu = float(rng.uniform(50.0, 56.0) if subtle else rng.uniform(56.0, 72.0))
     radius = rng.uniform(10.0, 16.0) if subtle else rng.uniform(18.0, 40.0)
@@ -137,8 +149,42 @@ def _sample_one(rng: np.random.Generator, subtype: str, z_lo: float, z_hi: float
         if z0 is None:
             return None
         centre = _surface_point(_azimuth(rng, side), z0)
-    z0 = centre[2]
-    return Lesion(subtype, centre, (radius,), hu, subtle, (z0 - radius, z0 + radius), side)
+    size = (radius,)
+    return Lesion(subtype, centre, size, hu, subtle, _z_range(subtype, centre, size), side)
+
+
+def _z_range(
+    subtype: str, centre: tuple[float, float, float], size: tuple[float, ...]
+) -> tuple[float, float]:
+    """Head-frame z interval outside which a lesion of this centre and size has no blood."""
+    if subtype == "intraventricular":
+        return (20.0, 44.0)  # the atria and occipital horns
+    # parenchymal: lobed radius, then the oedema rim; others: extent or radius
+    parenchymal = subtype == "intraparenchymal"
+    reach = max(size[:3]) * 1.3 + size[3] if parenchymal else size[0]
+    return (centre[2] - reach, centre[2] + reach)
+
+
+def resize_lesion(lesion: Lesion, factor: float) -> Lesion:
+    """The lesion with its extent and thickness times ``factor``, in the same place.
+
+    A parenchymal bleed's oedema rim follows its radius as when drawn; ventricular blood keeps
+    its horns, with the layer behind its fluid level ``factor`` times as deep.
+    """
+    if lesion.subtype == "intraventricular":
+        size = (_HORN_BACK_V - factor * (_HORN_BACK_V - lesion.size[0]),)
+    elif lesion.subtype == "intraparenchymal":
+        radii = tuple(factor * r for r in lesion.size[:3])
+        size = (*radii, 1.0 + 0.25 * radii[0])
+    else:
+        size = tuple(factor * d for d in lesion.size)
+    z_range = _z_range(lesion.subtype, lesion.centre, size)
+    return replace(lesion, size=size, z_range=z_range)
+
+
+def with_density(lesion: Lesion, hu: float) -> Lesion:
+    """The lesion with base attenuation ``hu``: the whole bleed moves, its texture unchanged."""
+    return replace(lesion, hu_shift=hu - lesion.hu)
 
 
 def sample_lesions(rng: np.random.Generator, z_lo: float, z_hi: float) -> list[Lesion]:
@@ -174,8 +220,9 @@ def blood_hu(lesion: Lesion, u: np.ndarray, v: np.ndarray, z: np.ndarray) -> np.
 
     A smooth random field (plane waves of 5-12 mm wavelength, about +-6 HU; half that for
     subtle bleeds) plus denser clotted patches (+3 to +7 HU over roughly a third of the
-    volume), clipped to ``ACUTE_BLOOD_HU``. The field is seeded by the lesion's own values,
-    so it is deterministic and leaves the scan's random stream untouched.
+    volume), clipped to ``ACUTE_BLOOD_HU``, then moved by ``lesion.hu_shift``. The field is
+    seeded by the lesion's drawn values, so it is deterministic, leaves the scan's random stream
+    untouched and stays the same when a stress moves the density.
     """
     key = [int(abs(x) * 1000.0) for x in (*lesion.centre, lesion.hu, *lesion.size)]
     rng = np.random.default_rng(key)
@@ -188,7 +235,10 @@ def blood_hu(lesion: Lesion, u: np.ndarray, v: np.ndarray, z: np.ndarray) -> np.
     texture = amplitude * (waves[0] + waves[1] + waves[2] + waves[3])
     clot = np.clip((waves[4] + waves[5]) * np.float32(0.6) - np.float32(0.2), 0.0, 1.0)
     texture += np.float32(rng.uniform(3.0, 7.0)) * clot
-    return np.clip(np.float32(lesion.hu) + texture, *ACUTE_BLOOD_HU).astype(np.float32)
+    blood = np.clip(np.float32(lesion.hu) + texture, *ACUTE_BLOOD_HU).astype(np.float32)
+    if lesion.hu_shift:
+        blood += np.float32(lesion.hu_shift)
+    return blood
 
 
 def _soft(signed_mm: np.ndarray) -> np.ndarray:
