@@ -1,17 +1,24 @@
-"""Training throughput of a bundle and the share of each step spent waiting for data.
+"""Training throughput of each bundle's CPU configuration, before and after the speed-ups.
 
-Parses the bundle's ``train.yaml`` as ``monai.bundle run`` would (same overrides), runs one
-epoch to fill the preprocessing cache (``PersistentDataset``), then times ``--epochs`` more
-epochs with Ignite's ``GET_BATCH_STARTED`` / ``GET_BATCH_COMPLETED`` events: the time between
-them is waiting for data (cache read, random augmentation, collation); the rest of each
-iteration is the step (CutMix, forward, loss, backward, optimizer). Validation is switched off
-so that only training is timed.
+For every bundle asked for, parses its ``train.yaml`` as ``monai.bundle run`` would (same
+overrides), runs one epoch to fill the preprocessing cache (``PersistentDataset``), then times
+``--epochs`` more epochs with Ignite's ``GET_BATCH_STARTED`` / ``GET_BATCH_COMPLETED`` events:
+the time between them is waiting for data (cache read, random augmentation, collation); the rest
+of each iteration is the step (CutMix, forward, loss, backward, optimizer). Validation is
+switched off so that only training is timed.
 
-Reports slices per second (real slices, padding excluded), seconds per step and the data-wait
-share (target: under 10% with the cache warm). Prints a table and saves JSON. Usage:
+Each bundle runs twice in the same process on the same cache: ``before`` (float32, contiguous
+convolution weights: the configuration before ``precision`` and ``channels_last`` existed) and
+``after`` (the bundle's defaults, ``precision=auto`` and ``channels_last=True``), so their ratio
+is measured under the same load. The model's arithmetic rate is set beside a plain matmul's on
+the same machine in the same run: FLOPs of one training step are counted with
+``torch.utils.flop_counter`` (forward and backward), divided by the measured step time.
 
-python benchmarks/bench_train.py --data DATA [--epochs 2] [--out benchmarks/results]
-    [KEY=VALUE bundle overrides, e.g. image_size=128 num_workers=2]
+Reports slices per second (real slices, padding excluded), seconds per step, the data-wait share
+and FLOP/s. Prints a table and saves JSON. Usage:
+
+python benchmarks/bench_train.py --data DATA [--bundles ich_cnn_lstm ...] [--epochs 1]
+    [--out benchmarks/results] [KEY=VALUE overrides for every bundle, e.g. num_workers=1]
 
 DATA is a folder written by ``ichbundles synth`` (``--scans 24`` is plenty); without ``--data``
 one is generated in a temporary folder.
@@ -30,10 +37,18 @@ from pathlib import Path
 import torch
 from ignite.engine import Events
 from monai.bundle import ConfigParser
+from torch.utils.flop_counter import FlopCounterMode
 
 from ichbundles.bundle.paths import bundle_config, bundle_path
 from ichbundles.bundle.train import parse_overrides
 from ichbundles.data.synthetic import generate_dataset
+
+BUNDLES = ("ich_cnn_lstm", "ich_attention_mil", "ich_adjacent_slices")
+#: The configuration before the speed-ups, and the bundles' defaults.
+VARIANTS = {
+    "before": {"precision": "float32", "channels_last": False},
+    "after": {"precision": "auto", "channels_last": True},
+}
 
 
 class StepTimer:
@@ -62,11 +77,19 @@ class StepTimer:
             return
         self.wait.append(self._got - self._fetch)
         self.step.append(time.perf_counter() - self._got)
-        self.slices.append(int(engine.state.batch["mask"].sum()))
+        self.slices.append(_slices(engine.state.batch))
 
 
-def build_trainer(data: Path, output: Path, overrides: dict):
-    root = bundle_path("ich_cnn_lstm")
+def _slices(batch) -> int:
+    """Real slices in a batch: the mask's count for scans, the images' for slice batches."""
+    if isinstance(batch, dict) and "mask" in batch:
+        return int(batch["mask"].sum())
+    image = batch["image"] if isinstance(batch, dict) else batch[0]
+    return int(image.shape[:-3].numel())
+
+
+def build_trainer(bundle: str, data: Path, output: Path, overrides: dict):
+    root = bundle_path(bundle)
     parser = ConfigParser()
     parser.read_config(bundle_config(root, "train.yaml"))
     settings = {
@@ -84,55 +107,126 @@ def build_trainer(data: Path, output: Path, overrides: dict):
     return parser.get_parsed_content("train#trainer"), settings
 
 
+class _StepFlops:
+    """Counts the FLOPs of one training step (forward and backward) the first time it runs."""
+
+    def __init__(self) -> None:
+        self.flops: int | None = None
+        self.slices = 0
+
+    def attach(self, engine) -> None:
+        original = engine._process_function
+
+        def counted(engine_, batch):
+            if self.flops is not None:
+                return original(engine_, batch)
+            with FlopCounterMode(display=False) as counter:
+                output = original(engine_, batch)
+            self.flops = counter.get_total_flops()
+            self.slices = _slices(batch)
+            return output
+
+        engine._process_function = counted
+
+
+def matmul_flops_per_s(dtype: torch.dtype, n: int = 2048, repeats: int = 10) -> float:
+    """FLOP/s of a plain ``n x n`` matmul in ``dtype`` (best of ``repeats``)."""
+    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best
+
+
+def measure(bundle: str, data: Path, run_dir: Path, overrides: dict, epochs: int) -> dict:
+    trainer, settings = build_trainer(bundle, data, run_dir, overrides)
+    timer = StepTimer()
+    timer.attach(trainer)
+    trainer.state.max_epochs = 1
+    started = time.perf_counter()
+    trainer.run()  # fills the cache
+    warmup_s = time.perf_counter() - started
+    flops = _StepFlops()
+    flops.attach(trainer)
+    trainer.state.max_epochs = 2  # Ignite resumes from epoch 1: one counted (untimed) epoch
+    trainer.run()
+    timer.record = True
+    trainer.state.max_epochs = 2 + epochs
+    trainer.run()
+    wait, step = sum(timer.wait), sum(timer.step)
+    total = wait + step
+    slices_per_s = sum(timer.slices) / total
+    flops_per_slice = flops.flops / max(flops.slices, 1)
+    return {
+        "settings": {k: v for k, v in settings.items() if k != "bundle_root"},
+        "warmup_epoch_s": warmup_s,
+        "iterations": len(timer.step),
+        "slices": sum(timer.slices),
+        "slices_per_s": slices_per_s,
+        "median_step_s": statistics.median(timer.step),
+        "median_wait_s": statistics.median(timer.wait),
+        "data_wait_share": wait / total,
+        "train_flops_per_slice": flops_per_slice,
+        # arithmetic rate over the whole iteration, data waits included
+        "model_flops_per_s": flops_per_slice * slices_per_s,
+    }
+
+
 def main() -> None:
     cli = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     cli.add_argument("--data", type=Path, help="synthetic data folder (else 24 scans are made)")
-    cli.add_argument("--epochs", type=int, default=2, help="timed epochs after the warm-up one")
+    cli.add_argument("--bundles", nargs="+", default=list(BUNDLES), choices=BUNDLES)
+    cli.add_argument("--epochs", type=int, default=1, help="timed epochs after the warm-up one")
     cli.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
-    cli.add_argument("overrides", nargs="*", help="KEY=VALUE bundle config overrides")
+    cli.add_argument("overrides", nargs="*", help="KEY=VALUE overrides for every bundle")
     args = cli.parse_args()
 
+    result = {
+        "benchmark": "train",
+        "torch_threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+        "matmul_flops_per_s": {
+            "float32": matmul_flops_per_s(torch.float32),
+            "bfloat16": matmul_flops_per_s(torch.bfloat16),
+        },
+        "bundles": {},
+    }
     with tempfile.TemporaryDirectory() as tmp:
         data = args.data
         if data is None:
             data = Path(tmp) / "data"
             generate_dataset(data, 24, size=256, seed=0, progress=False)
-        trainer, settings = build_trainer(
-            data.resolve(), Path(tmp) / "run", parse_overrides(args.overrides)
-        )
-        timer = StepTimer()
-        timer.attach(trainer)
-        trainer.state.max_epochs = 1
-        started = time.perf_counter()
-        trainer.run()  # fills the cache
-        warmup_s = time.perf_counter() - started
-        timer.record = True
-        trainer.state.max_epochs = 1 + args.epochs  # Ignite resumes from epoch 1
-        trainer.run()
+        for bundle in args.bundles:
+            runs = {}
+            for name, variant in VARIANTS.items():
+                overrides = {**parse_overrides(args.overrides), **variant}
+                # one run folder per bundle: the second variant reads the cache the first wrote
+                runs[name] = measure(
+                    bundle, data.resolve(), Path(tmp) / bundle, overrides, args.epochs
+                )
+            runs["speed_up"] = runs["after"]["slices_per_s"] / runs["before"]["slices_per_s"]
+            result["bundles"][bundle] = runs
 
-    wait, step = sum(timer.wait), sum(timer.step)
-    total = wait + step
-    result = {
-        "benchmark": "train",
-        "bundle": "ich_cnn_lstm",
-        "settings": {k: v for k, v in settings.items() if k not in ("bundle_root",)},
-        "torch_threads": torch.get_num_threads(),
-        "platform": platform.platform(),
-        "warmup_epoch_s": warmup_s,
-        "timed_epochs": args.epochs,
-        "iterations": len(timer.step),
-        "slices": sum(timer.slices),
-        "slices_per_s": sum(timer.slices) / total,
-        "median_step_s": statistics.median(timer.step),
-        "median_wait_s": statistics.median(timer.wait),
-        "data_wait_share": wait / total,
-    }
+    matmul = result["matmul_flops_per_s"]
     print(
-        f"warm-up epoch (cache fill) {warmup_s:.1f} s; then {result['iterations']} iterations, "
-        f"{result['slices']} slices: {result['slices_per_s']:.1f} slices/s, "
-        f"median step {result['median_step_s']:.3f} s, median data wait "
-        f"{result['median_wait_s']:.3f} s, data-wait share {100 * result['data_wait_share']:.1f}%"
+        f"plain 2048x2048 matmul: {matmul['float32'] / 1e9:.0f} GFLOP/s float32, "
+        f"{matmul['bfloat16'] / 1e9:.0f} GFLOP/s bfloat16"
     )
+    print("| bundle | variant | slices/s | step s | data wait | model GFLOP/s | of matmul |")
+    print("|---|---|---|---|---|---|---|")
+    for bundle, runs in result["bundles"].items():
+        for name in VARIANTS:
+            run = runs[name]
+            reference = matmul["float32" if name == "before" else "bfloat16"]
+            print(
+                f"| {bundle} | {name} | {run['slices_per_s']:.1f} | {run['median_step_s']:.2f} | "
+                f"{100 * run['data_wait_share']:.0f}% | {run['model_flops_per_s'] / 1e9:.0f} | "
+                f"{100 * run['model_flops_per_s'] / reference:.0f}% |"
+            )
+        print(f"| {bundle} | after / before | {runs['speed_up']:.2f}x | | | | |")
     args.out.mkdir(parents=True, exist_ok=True)
     tag = "_".join(args.overrides).replace("=", "-") or "default"
     path = args.out / f"train_{tag}.json"

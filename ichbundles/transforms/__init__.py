@@ -17,6 +17,7 @@ from ichbundles.transforms.load import LoadCTSeries, LoadCTSeriesd
 from ichbundles.transforms.presets import scan_preprocessing
 from ichbundles.transforms.resize import ResizeSlices, ResizeSlicesd
 from ichbundles.transforms.slice_blocks import RandSliceBlocksd, SliceBlock
+from ichbundles.transforms.slice_window import RandSliceWindowd, SliceWindow
 from ichbundles.transforms.windowing import CTWindow, CTWindowd, resolve_windows
 
 __all__ = [
@@ -34,9 +35,11 @@ __all__ = [
     "RandScanSpatial",
     "RandScanSpatiald",
     "RandSliceBlocksd",
+    "RandSliceWindowd",
     "ResizeSlices",
     "ResizeSlicesd",
     "SliceBlock",
+    "SliceWindow",
     "brain_box",
     "resolve_windows",
     "scan_preprocessing",
