@@ -65,10 +65,12 @@ def _synth(args: argparse.Namespace) -> int:
             workers=args.workers,
             quirks=tuple(args.quirks),
             thin=args.thin,
+            thin_fraction=args.thin_fraction,
             nifti=args.nifti,
             layout=args.layout,
             preview=args.preview,
             progress=not args.quiet,
+            stress=args.stress,
         )
     except ValueError as error:  # the generator's one-line message on bad arguments
         raise BadInputError(str(error)) from None
@@ -119,6 +121,9 @@ def _demo(args: argparse.Namespace) -> int:
         size=args.size,
         epochs=args.epochs,
         image_size=args.image_size,
+        seed=args.seed,
+        test_seed=args.test_seed,
+        bundle=args.bundle,
         overrides=args.overrides,
     )
     return 0
@@ -154,14 +159,31 @@ def _predict(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from ichbundles.bundle.export import ExportMismatchError, export_model
 
-    suffix = ".ts" if args.format == "torchscript" else ".onnx"
-    out = args.out or Path(args.checkpoint).with_suffix(suffix)
     overrides = _overrides(args.overrides)
     try:
-        print(export_model(args.bundle, args.checkpoint, args.format, out, overrides=overrides))
+        out = export_model(args.bundle, args.checkpoint, args.format, args.out, overrides=overrides)
     except (ExportMismatchError, ImportError) as error:  # failed check or extra: not bad input
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except ValueError as error:  # a checkpoint or overrides that do not fit the bundle
+        raise BadInputError(str(error)) from None
+    print(out)
+    return 0
+
+
+def _bundles(args: argparse.Namespace) -> int:
+    from ichbundles.bundle.catalog import bundle_summaries, format_bundle_table
+    from ichbundles.bundle.paths import BUNDLES_DIR
+
+    try:
+        summaries = bundle_summaries()
+    except ValueError as error:  # a metadata.json that is not JSON
+        raise BadInputError(str(error)) from None
+    if args.json:
+        print(json.dumps(summaries, indent=2))
+        return 0
+    print(format_bundle_table(summaries))
+    print(f"\nbundle folders under {BUNDLES_DIR}")
     return 0
 
 
@@ -176,18 +198,40 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser(
         "demo",
-        help="synthetic data -> short training -> evaluation -> prediction, in minutes",
-        description="Generate synthetic scans, train ich_cnn_lstm on CPU for a few minutes, "
-        "predict and score a held-out synthetic set, and say where every output is.",
+        help="the shipped model on fresh phantoms, then a short training, in minutes",
+        description="Part 1: score the model ich_cnn_lstm ships on held-out synthetic scans "
+        "(scan-level AUC with its 95% CI, ROC plot, a picture of one scan with a hemorrhage). "
+        "Part 2: train ich_cnn_lstm on CPU for a few minutes (tracked in MLflow) and score it on "
+        "the same scans. Says where every output is.",
     )
     demo.add_argument("--output", type=Path, default=Path("ichbundles_demo"), help="folder")
     demo.add_argument("--scans", type=int, default=32, help="training scans (default 32)")
-    demo.add_argument("--test-scans", type=int, default=12, help="held-out scans (default 12)")
+    demo.add_argument("--test-scans", type=int, default=24, help="held-out scans (default 24)")
     demo.add_argument("--size", type=int, default=256, help="synthetic image size (default 256)")
-    demo.add_argument("--epochs", type=int, default=6, help="training epochs (default 6)")
+    demo.add_argument("--epochs", type=int, default=3, help="training epochs (default 3)")
     demo.add_argument("--image-size", type=int, default=128, help="network input (default 128)")
-    demo.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="bundle overrides")
+    demo.add_argument("--seed", type=int, default=0, help="training data seed (default 0)")
+    demo.add_argument(
+        "--test-seed", type=int, default=2026, help="held-out data seed (default 2026)"
+    )
+    demo.add_argument(
+        "--bundle",
+        default="ich_cnn_lstm",
+        help="ich_cnn_lstm (default) or a copy of its folder",
+    )
+    demo.add_argument(
+        "overrides", nargs="*", metavar="KEY=VALUE", help="overrides of part 2's training"
+    )
     demo.set_defaults(run=_demo)
+
+    bundles = commands.add_parser(
+        "bundles",
+        help="list the bundles: version, paper and shipped model",
+        description="List the installed bundles with their version, paper, and the model each "
+        "ships (file size and scan-level 'any' AUC with its 95% CI), and where they are.",
+    )
+    bundles.add_argument("--json", action="store_true", help="print JSON (a list of bundles)")
+    bundles.set_defaults(run=_bundles)
 
     inspect = commands.add_parser(
         "inspect",
@@ -224,7 +268,13 @@ def _parser() -> argparse.ArgumentParser:
         choices=QUIRK_CHOICES,
         help="archive quirks to write, or 'all': " + ", ".join(QUIRKS),
     )
-    synth.add_argument("--thin", action="store_true", help="thin slices (1-2.5 mm, up to 128)")
+    synth.add_argument("--thin", action="store_true", help="thin slices (0.625-2.5 mm, up to 320)")
+    synth.add_argument(
+        "--thin-fraction",
+        type=float,
+        default=0.0,
+        help="share of thin-sliced scans in a mixed set, 0-1 (default 0)",
+    )
     synth.add_argument("--nifti", action="store_true", help="also write NIfTI volumes")
     synth.add_argument(
         "--layout",
@@ -233,6 +283,16 @@ def _parser() -> argparse.ArgumentParser:
         help="folder layout: one folder per series (default), RSNA 2019 or CQ500",
     )
     synth.add_argument("--preview", type=Path, help="write a PNG grid of windowed slices")
+    from ichbundles.data.synthetic.stress import FACTORS  # its names for the help
+
+    synth.add_argument(
+        "--stress",
+        nargs="+",
+        default=[],
+        metavar="NAME=VALUE",
+        help="robustness set: these factors pushed outside their normal range, the rest of "
+        "each scan unchanged (e.g. hu_offset=15 spacing=7); names: " + ", ".join(FACTORS),
+    )
     synth.add_argument("--quiet", action="store_true", help="no progress bar")
     synth.set_defaults(run=_synth)
 
@@ -281,14 +341,21 @@ def _parser() -> argparse.ArgumentParser:
         "ID,Label) and scan_predictions.csv; a bad series is reported and the others go on.",
     )
     predict.add_argument("bundle", help="bundle name under bundles/ or a bundle folder")
-    predict.add_argument("--checkpoint", required=True, type=Path, help="model.pt")
+    predict.add_argument(
+        "--checkpoint",
+        type=Path,
+        help="a model of your own (OUTPUT/models/model.pt of ichbundles train); default: the "
+        "model the bundle ships (BUNDLE/models/model.pt). It carries the network and "
+        "preprocessing settings it was trained with",
+    )
     predict.add_argument("--input", required=True, nargs="+", help="series (folders or files)")
     predict.add_argument("--output", type=Path, default=Path("predictions"), help="output folder")
     predict.add_argument(
         "overrides",
         nargs="*",
         metavar="KEY=VALUE",
-        help="inference config overrides matching the training run, e.g. image_size=128 "
+        help="inference config overrides, e.g. use_fusion=false; the checkpoint's own settings "
+        "(image_size, backbone, ...) need none, and one that contradicts them is an error "
         "(put them before --input, which takes every value after it)",
     )
     predict.set_defaults(run=_predict)
@@ -298,11 +365,23 @@ def _parser() -> argparse.ArgumentParser:
         help="export a trained bundle to TorchScript or ONNX (checked against eager)",
     )
     export.add_argument("bundle", help="bundle name under bundles/ or a bundle folder")
-    export.add_argument("--checkpoint", required=True, type=Path, help="model.pt")
-    export.add_argument("--format", required=True, choices=("torchscript", "onnx"))
-    export.add_argument("--out", type=Path, help="output file (default beside the checkpoint)")
     export.add_argument(
-        "overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. image_size=128"
+        "--checkpoint",
+        type=Path,
+        help="a model of your own; default: the model the bundle ships (BUNDLE/models/model.pt)",
+    )
+    export.add_argument("--format", required=True, choices=("torchscript", "onnx"))
+    export.add_argument(
+        "--out",
+        type=Path,
+        help="output file (default: beside --checkpoint, or BUNDLE.ts / BUNDLE.onnx in the "
+        "current folder for the shipped model)",
+    )
+    export.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="config overrides, e.g. use_fusion=false; the checkpoint's own settings need none",
     )
     export.set_defaults(run=_export)
     return parser

@@ -33,8 +33,8 @@ from ignite.engine import Engine, Events
 from monai.data import DataLoader, PersistentDataset
 from monai.engines import SupervisedEvaluator
 
+from ichbundles.bundle.checkpoint import load_weights
 from ichbundles.bundle.data import fold_items, split_items
-from ichbundles.bundle.predict import load_weights
 from ichbundles.bundle.report import file_sha256, write_atomic
 from ichbundles.engines import collate_scans, prepare_scan_batch
 

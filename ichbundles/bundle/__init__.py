@@ -1,4 +1,5 @@
-"""Bundle machinery: locating bundles, datalists, handlers, tracking and training runs."""
+"""Bundle machinery: locating bundles, datalists, handlers, tracking, training runs, and
+checkpoints that carry their settings (:mod:`ichbundles.bundle.checkpoint`)."""
 
 from __future__ import annotations
 

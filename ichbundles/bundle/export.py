@@ -27,9 +27,15 @@ import torch
 from monai.bundle import ConfigParser
 from monai.data import save_net_with_metadata
 
-from ichbundles.bundle.predict import INFERENCE_CONFIG, load_bundle_config, load_weights
+from ichbundles.bundle.predict import INFERENCE_CONFIG, load_bundle_model
 
-__all__ = ["ExportMismatchError", "check_export", "export_error", "export_model"]
+__all__ = [
+    "ExportMismatchError",
+    "check_export",
+    "default_export_path",
+    "export_error",
+    "export_model",
+]
 
 ExportFormat = Literal["torchscript", "onnx"]
 _SUFFIX = {"torchscript": ".ts", "onnx": ".onnx"}
@@ -112,9 +118,19 @@ def check_export(
     return excess
 
 
+def default_export_path(
+    bundle: str | os.PathLike, checkpoint: str | os.PathLike | None, fmt: ExportFormat
+) -> Path:
+    """Where :func:`export_model` writes by default: beside the checkpoint when one is given,
+    else ``<bundle name>.ts`` (or ``.onnx``) in the current folder, never inside the bundle."""
+    if checkpoint is not None:
+        return Path(checkpoint).with_suffix(_SUFFIX[fmt])
+    return Path.cwd() / f"{Path(bundle).name}{_SUFFIX[fmt]}"
+
+
 def export_model(
     bundle: str | os.PathLike,
-    checkpoint: str | os.PathLike,
+    checkpoint: str | os.PathLike | None,
     fmt: ExportFormat,
     out: str | os.PathLike | None = None,
     size: int | None = None,
@@ -126,20 +142,24 @@ def export_model(
 
     Args:
         bundle: bundle name under ``bundles/`` or bundle folder.
-        checkpoint: ``model.pt`` (a ``state_dict`` or ``{"model": state_dict}``).
+        checkpoint: ``model.pt`` (see :func:`ichbundles.bundle.checkpoint.read_checkpoint`), or
+            ``None`` for the model the bundle ships. Its settings set the network.
         fmt: ``"torchscript"`` or ``"onnx"``.
-        out: output file; ``<bundle>/models/model.ts`` or ``model.onnx`` by default.
-        size: image rows and columns of the example input; the config's ``image_size`` by
-            default (the traced model accepts other slice and batch counts, not other sizes
-            for ONNX).
+        out: output file; :func:`default_export_path` by default.
+        size: image rows and columns of the example input; the config's ``image_size`` (the
+            checkpoint's) by default (the traced model accepts other slice and batch counts, not
+            other sizes for ONNX).
         mask_input: export ``forward(image, mask)``; ``False`` gives ``forward(image)``.
-        overrides: config overrides, e.g. ``{"network_def#backbone": "resnet50"}``.
+        overrides: config overrides, e.g. ``{"use_fusion": False}``; one that contradicts the
+            checkpoint's settings is an error.
 
     Returns:
         The path written.
 
     Raises:
-        ValueError: unknown format.
+        ValueError: unknown format; an unreadable checkpoint, one of another bundle, overrides
+            contradicting its settings or weights that do not fit the network (one line).
+        FileNotFoundError: no such checkpoint, or none given and the bundle ships none.
         ImportError: ONNX export without the ``export`` extra (onnx, onnxruntime).
         ExportMismatchError: the exported model's outputs differ from eager. Nothing is
             written to ``out``; the rejected model stays beside it as ``<out>.unchecked`` for
@@ -153,12 +173,12 @@ def export_model(
             raise ImportError(
                 f"ONNX export needs {' and '.join(missing)}: pip install 'ich-bundles[export]'"
             )
-    parser = load_bundle_config(bundle, overrides=overrides)
-    root = Path(parser["bundle_root"])
-    out = Path(out) if out is not None else root / "models" / f"model{_SUFFIX[fmt]}"
+    model = load_bundle_model(bundle, checkpoint, overrides)
+    parser = model.parser
+    out = Path(out) if out is not None else default_export_path(bundle, checkpoint, fmt)
     out.parent.mkdir(parents=True, exist_ok=True)
     size = int(size or parser.get_parsed_content("image_size"))
-    network = load_weights(parser.get_parsed_content("network_def"), checkpoint).eval()
+    network = model.network()
     # written beside `out` and renamed once checked: `out` never holds an unchecked model
     staging = out.with_name(out.name + ".unchecked")
     example = _example(1, 8, size, mask_input, seed=0)
@@ -167,7 +187,10 @@ def export_model(
     if fmt == "torchscript":
         with torch.inference_mode():
             traced = torch.jit.trace(network, example, check_trace=False)
+        # the inference config as this model needs it: its setting ids at the checkpoint's values
+        root = Path(parser["bundle_root"])
         config = ConfigParser.load_config_file(root / "configs" / INFERENCE_CONFIG)
+        config.update({k: parser[k] for k in model.settings if k in config})
         save_net_with_metadata(
             traced,
             str(staging),

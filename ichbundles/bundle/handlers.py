@@ -94,7 +94,7 @@ class BestModelRecord:
     ``best_metric_epoch``, and the saver the score of the saved model (through
     ``CheckpointSaver.load_state_dict``, as MONAI documents for resuming), so only a better model
     replaces it. The saver's own ``key_metric_save_state`` would write that score into the model
-    file, which would then no longer be a plain state dict. Early stopping's patience still
+    file, beside the weights and settings that inference reads. Early stopping's patience still
     starts afresh.
 
     Args:

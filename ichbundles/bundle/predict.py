@@ -2,13 +2,15 @@
 
 The network, the preprocessing, the inferer and the postprocessing come from the bundle's
 ``configs/inference.yaml`` (parsed with MONAI's ``ConfigParser``), so prediction here and
-``python -m monai.bundle run --config_file .../inference.yaml`` cannot drift apart.
+``python -m monai.bundle run --config_file .../inference.yaml`` cannot drift apart. The model is
+the bundle's shipped ``models/model.pt`` unless a checkpoint is given; the settings it carries
+(``ichbundles.bundle.checkpoint``) set the config's network and preprocessing ids.
 
 Example::
 
     from ichbundles.bundle.predict import Predictor, predict_series
 
-    report = Predictor("ich_cnn_lstm", "out/models/model.pt").predict("scans/series-1")
+    report = Predictor("ich_cnn_lstm").predict("scans/series-1")  # the shipped model
     results = predict_series("ich_cnn_lstm", "out/models/model.pt", ["s1", "s2"], "preds")
     exit_code(results)  # 0 when every series was predicted, 2 otherwise
 """
@@ -28,6 +30,12 @@ import torch
 from monai.bundle import ConfigParser
 from monai.transforms import Compose
 
+from ichbundles.bundle.checkpoint import (
+    apply_checkpoint_settings,
+    load_weights,
+    read_checkpoint,
+    shipped_checkpoint,
+)
 from ichbundles.bundle.paths import bundle_path
 from ichbundles.bundle.report import (
     DEFAULT_VERSION,
@@ -43,22 +51,20 @@ from ichbundles.transforms import LoadCTSeriesd
 
 __all__ = [
     "ERRORS_JSON",
+    "BundleModel",
     "PredictionResult",
     "Predictor",
     "TimedPreprocessing",
     "exit_code",
     "load_bundle_config",
-    "load_weights",
+    "load_bundle_model",
     "predict_series",
-    "read_state_dict",
 ]
 
 logger = logging.getLogger(__name__)
 
 ERRORS_JSON = "errors.json"
 INFERENCE_CONFIG = "inference.yaml"
-# Prefixes that wrappers add to every key: DistributedDataParallel and torch.compile.
-_WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 
 
 def load_bundle_config(
@@ -87,42 +93,79 @@ def load_bundle_config(
     return parser
 
 
-def read_state_dict(checkpoint: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """A checkpoint's weights: a ``state_dict`` or ``{"model": state_dict}`` (MONAI's
-    ``CheckpointSaver``), with ``module.``/``_orig_mod.`` prefixes stripped."""
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    if isinstance(state, Mapping) and isinstance(state.get("model"), Mapping):
-        state = state["model"]
-    cleaned = {}
-    for key, value in state.items():
-        for prefix in _WRAPPER_PREFIXES:
-            key = key.removeprefix(prefix)
-        cleaned[key] = value
-    return cleaned
+@dataclass(frozen=True)
+class BundleModel:
+    """A bundle's inference config set up for one checkpoint (see :func:`load_bundle_model`).
+
+    Attributes:
+        parser: ``inference.yaml`` with ``checkpoint``, the checkpoint's settings and the
+            overrides set; nothing instantiated yet.
+        checkpoint: the checkpoint file.
+        weights: its state dict.
+        settings: its settings (empty for a checkpoint that carries none).
+    """
+
+    parser: ConfigParser
+    checkpoint: Path
+    weights: dict[str, torch.Tensor]
+    settings: dict[str, Any]
+
+    @property
+    def bundle(self) -> str:
+        """The bundle's folder name."""
+        return Path(self.parser["bundle_root"]).name
+
+    def network(self) -> torch.nn.Module:
+        """The config's ``network_def`` with the checkpoint's weights, in eval mode.
+
+        Raises:
+            ValueError: weights that do not fit the network (one line).
+        """
+        network = self.parser.get_parsed_content("network_def", instantiate=True)
+        try:
+            return load_weights(network, self.weights).eval()
+        except RuntimeError as error:  # load_state_dict: missing, unexpected or mis-sized keys
+            detail = str(error).strip().splitlines()[-1].strip()  # e.g. the last size mismatch
+            detail = detail.removeprefix("weights: ")
+            hint = (
+                "it is not a model of this bundle's inference network"
+                if self.settings
+                else "give the settings it was trained with as overrides"
+            )
+            raise ValueError(
+                f"{self.checkpoint}: does not fit the network of {self.bundle} as configured "
+                f"({detail}); {hint}"
+            ) from None
 
 
-def load_weights(network: torch.nn.Module, checkpoint: str | os.PathLike) -> torch.nn.Module:
-    """Load a checkpoint (see :func:`read_state_dict`) into ``network``.
+def load_bundle_model(
+    bundle: str | os.PathLike,
+    checkpoint: str | os.PathLike | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> BundleModel:
+    """Read a checkpoint and set a bundle's inference config up for it.
 
-    Returns:
-        ``network``.
+    The config's setting ids (``image_size``, ``backbone``, ...) take the checkpoint's values,
+    then ``overrides`` are applied; configs that derive paths from ``checkpoint``
+    (ich_attention_mil's VGPMIL folder) see this one.
+
+    Args:
+        bundle: bundle name under ``bundles/`` or bundle folder.
+        checkpoint: a trained ``model.pt`` (or ``checkpoint_last.pt``); the bundle's shipped
+            ``models/model.pt`` by default.
+        overrides: config overrides, e.g. ``{"use_fusion": False}``.
 
     Raises:
-        RuntimeError: keys missing or unexpected (one line naming how many and the first few),
-            or tensors of other shapes.
+        BundleNotFoundError: no such bundle.
+        FileNotFoundError: no such checkpoint, or no checkpoint given and none shipped.
+        ValueError: one line: an unreadable checkpoint, one of another bundle, or an override
+            that contradicts the settings it was trained with.
     """
-    cleaned = read_state_dict(checkpoint)
-    # strict=False so that a wrong checkpoint is summarised in one line rather than listed key
-    # by key; shape mismatches still raise inside load_state_dict
-    result = network.load_state_dict(cleaned, strict=False)
-    problems = [
-        f"{len(keys)} {kind} key(s) ({', '.join(keys[:3])}{', ...' if len(keys) > 3 else ''})"
-        for kind, keys in (("missing", result.missing_keys), ("unexpected", result.unexpected_keys))
-        if keys
-    ]
-    if problems:
-        raise RuntimeError(f"{checkpoint}: " + "; ".join(problems))
-    return network
+    checkpoint = Path(checkpoint) if checkpoint is not None else shipped_checkpoint(bundle)
+    weights, settings = read_checkpoint(checkpoint)
+    parser = load_bundle_config(bundle, overrides={"checkpoint": str(checkpoint)})
+    apply_checkpoint_settings(parser, checkpoint, settings, overrides)
+    return BundleModel(parser, checkpoint, weights, settings)
 
 
 class TimedPreprocessing:
@@ -187,37 +230,39 @@ class Predictor:
 
     Args:
         bundle: bundle name under ``bundles/`` or bundle folder.
-        checkpoint: ``model.pt``: a ``state_dict`` or ``{"model": state_dict}``.
+        checkpoint: ``model.pt`` (see :func:`ichbundles.bundle.checkpoint.read_checkpoint`); the
+            model the bundle ships by default. The settings it carries set the network and
+            preprocessing; without settings, the config's values (and ``overrides``) are used.
         device: torch device; the config's ``device`` (CUDA when available) by default.
         thresholds: per-class decision thresholds (see
             :func:`ichbundles.bundle.report.resolve_thresholds`); the config's ``thresholds``
             by default.
-        overrides: config overrides, e.g. ``{"network_def#backbone": "resnet50"}``.
+        overrides: config overrides, e.g. ``{"use_fusion": False}``; one that contradicts the
+            checkpoint's settings is an error.
 
     Raises:
         BundleNotFoundError: no such bundle.
-        FileNotFoundError: no such checkpoint.
-        ValueError: an inferer that cannot serve this checkpoint (ich_attention_mil without a
-            VGPMIL for every class), or weights that do not fit the configured network.
+        FileNotFoundError: no such checkpoint, or none given and the bundle ships none.
+        ValueError: an unreadable checkpoint or one of another bundle, overrides contradicting
+            its settings, an inferer that cannot serve it (ich_attention_mil without a VGPMIL
+            for every class), or weights that do not fit the configured network.
     """
 
     def __init__(
         self,
         bundle: str | os.PathLike,
-        checkpoint: str | os.PathLike,
+        checkpoint: str | os.PathLike | None = None,
         device: str | torch.device | None = None,
         thresholds: float | Mapping[str, float] | None = None,
         overrides: Mapping[str, Any] | None = None,
     ) -> None:
-        if not Path(checkpoint).is_file():
-            raise FileNotFoundError(f"{checkpoint}: no such checkpoint file")
-        # configs that derive paths from `checkpoint` (ich_attention_mil's VGPMIL folder) see ours
-        overrides = {"checkpoint": str(checkpoint), **(overrides or {})}
-        parser = load_bundle_config(bundle, overrides=overrides)
-        self.bundle = Path(parser["bundle_root"]).name
+        model = load_bundle_model(bundle, checkpoint, overrides)
+        parser = model.parser
+        self.bundle = model.bundle
         self.version = str(parser.get("_meta_", {}).get("version", DEFAULT_VERSION))
-        self.checkpoint = Path(checkpoint)
-        self.checkpoint_sha256 = file_sha256(checkpoint)
+        self.checkpoint = model.checkpoint
+        self.settings = model.settings
+        self.checkpoint_sha256 = file_sha256(model.checkpoint)
         self.device = torch.device(device or parser.get_parsed_content("device"))
         if thresholds is None and "thresholds" in parser:
             thresholds = parser.get_parsed_content("thresholds")
@@ -230,16 +275,7 @@ class Predictor:
             if isinstance(error.__cause__, ValueError):
                 raise error.__cause__ from None
             raise
-        network = parser.get_parsed_content("network_def", instantiate=True)
-        try:
-            self.network = load_weights(network, checkpoint).to(self.device).eval()
-        except RuntimeError as error:  # load_state_dict: missing, unexpected or mis-sized keys
-            detail = str(error).strip().splitlines()[-1].strip()  # e.g. the last size mismatch
-            detail = detail.removeprefix(f"{checkpoint}: ")
-            raise ValueError(
-                f"{checkpoint}: does not fit the network of {Path(bundle).name} as configured "
-                f"({detail}); give the settings it was trained with as overrides"
-            ) from None
+        self.network = model.network().to(self.device)
         self.preprocessing = TimedPreprocessing(parser.get_parsed_content("preprocessing"))
         self.postprocessing = parser.get_parsed_content("postprocessing")
 
@@ -287,7 +323,7 @@ def _one_line(error: BaseException, source: str) -> str:
 
 def predict_series(
     bundle: str | os.PathLike,
-    checkpoint: str | os.PathLike,
+    checkpoint: str | os.PathLike | None,
     inputs: Iterable[str | os.PathLike],
     output: str | os.PathLike,
     *,
@@ -305,7 +341,7 @@ def predict_series(
 
     Args:
         bundle: bundle name under ``bundles/`` or bundle folder.
-        checkpoint: the trained ``model.pt``.
+        checkpoint: the trained ``model.pt``, or ``None`` for the model the bundle ships.
         inputs: DICOM folders or volume files, one series each.
         output: output folder (created).
         device: torch device; CUDA when available by default.

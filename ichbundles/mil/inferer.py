@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,7 +14,7 @@ from torch import nn
 
 from ichbundles.constants import ICH_CLASSES
 from ichbundles.mil.features import MILFeatureInferer
-from ichbundles.mil.workflow import load_vgpmil
+from ichbundles.mil.workflow import SETTINGS_FILE, load_vgpmil
 
 __all__ = ["VGPMILInferer"]
 
@@ -33,13 +34,22 @@ class VGPMILInferer(Inferer):
     Args:
         vgpmil_dir: folder with ``vgpmil.json`` (:func:`~ichbundles.mil.fit_vgpmil_from_features`).
         classes: the output classes, in order; each needs a fitted VGPMIL.
+        model_settings: the settings of the network the features come from (config id to
+            value, the bundle config's ``model_settings``); checked against those recorded in
+            ``vgpmil.json`` (``metadata.model_settings``) when both are known.
 
     Raises:
         ValueError: a class without a fitted VGPMIL (Phase 1 trained on "any" alone has none
-            for the subtypes: train it with ``scan_outputs=6``).
+            for the subtypes: train it with ``scan_outputs=6``), or VGPMILs fitted on the
+            features of a network with other settings.
     """
 
-    def __init__(self, vgpmil_dir: str | os.PathLike, classes: Sequence[str] = ICH_CLASSES):
+    def __init__(
+        self,
+        vgpmil_dir: str | os.PathLike,
+        classes: Sequence[str] = ICH_CLASSES,
+        model_settings: Mapping[str, Any] | None = None,
+    ):
         super().__init__()
         models, settings = load_vgpmil(vgpmil_dir)
         missing = [c for c in classes if c not in models]
@@ -48,6 +58,16 @@ class VGPMILInferer(Inferer):
                 f"{vgpmil_dir}: no VGPMIL for {', '.join(missing)} (fitted: "
                 f"{', '.join(models)}); a report needs all of {', '.join(classes)}: train "
                 "ich_attention_mil with scan_outputs=6"
+            )
+        fitted = settings.get("metadata", {}).get("model_settings") or {}
+        given = dict(model_settings or {})
+        # JSON gives lists where a config may hold tuples: compare through lists
+        differ = [k for k in fitted if k in given and _as_json(fitted[k]) != _as_json(given[k])]
+        if differ:
+            raise ValueError(
+                f"{Path(vgpmil_dir) / SETTINGS_FILE} was fitted on the features of a network with "
+                f"{', '.join(f'{k}={fitted[k]}' for k in differ)}; the model has "
+                f"{', '.join(f'{k}={given[k]}' for k in differ)}"
             )
         self.models = [models[c] for c in classes]
         self.variant = settings["input"]
@@ -71,3 +91,7 @@ class VGPMILInferer(Inferer):
         latents = np.stack([model.decision_function(rows) for model in self.models], axis=-1)
         logits = torch.from_numpy(latents).reshape(*features.shape[:2], len(self.models))
         return {"pred": logits.to(features.device, torch.float32), "attention": weights}
+
+
+def _as_json(value: Any) -> Any:
+    return [_as_json(v) for v in value] if isinstance(value, list | tuple) else value

@@ -23,6 +23,7 @@ from monai.transforms import Compose
 from ichbundles import cli
 from ichbundles.adjacent import descriptor_file, descriptor_sources, read_descriptors
 from ichbundles.bundle import train_bundle
+from ichbundles.bundle.checkpoint import FORMAT, read_checkpoint, read_state_dict
 from ichbundles.bundle.data import fold_items, folder_datalist, split_items
 from ichbundles.bundle.report import file_sha256, validate_report
 from ichbundles.constants import ICH_CLASSES
@@ -56,7 +57,7 @@ def trained(data, tmp_path_factory) -> Path:
 
 
 def _stage_state(out: Path, stage: str) -> dict:
-    return torch.load(out / "models" / stage / "model.pt", weights_only=True)
+    return read_state_dict(out / "models" / stage / "model.pt")
 
 
 def test_stages_write_their_checkpoints_and_the_joined_model(trained):
@@ -64,9 +65,24 @@ def test_stages_write_their_checkpoints_and_the_joined_model(trained):
     assert progress["finished"] == STAGES
     for stage in ("stage1", "fold0", "fold1", "fusion"):
         assert (trained / "models" / stage / "checkpoint_last.pt").is_file()
-    joined = torch.load(trained / "models" / "model.pt", weights_only=True)
+    saved = torch.load(trained / "models" / "model.pt", weights_only=True)
+    assert set(saved) == {"model", "settings"}
+    assert saved["settings"] == {
+        "format": FORMAT,
+        "bundle": "ich_adjacent_slices",
+        "backbone": "resnet10_tiny",
+        "image_size": 64,
+        "windows": "adjacent",
+        "context": 3,
+        "fusion_channels": [32, 32],
+        "fusion_logit_inputs": True,
+    }
+    joined = saved["model"]
     net = AdjacentSliceNet("resnet10_tiny")
     net.load_state_dict(joined)  # strict: both stages, nothing else
+    # every stage's checkpoint carries the settings too
+    for stage in ("stage1", "fold0", "fusion"):
+        assert read_checkpoint(trained / "models" / stage / "model.pt")[1] == saved["settings"]
     stage1 = _stage_state(trained, "stage1")
     fusion = _stage_state(trained, "fusion")
     for key, value in stage1.items():
@@ -95,7 +111,7 @@ def test_each_scan_is_described_by_a_model_that_did_not_train_on_it(trained, dat
         assert content["checkpoint_sha256"] == file_sha256(checkpoint)
         if item["name"] == datalist[0]["name"]:  # the stored values are that model's output
             net = SliceClassifier("resnet10_tiny").eval()
-            net.load_state_dict(torch.load(checkpoint, weights_only=True))
+            net.load_state_dict(read_state_dict(checkpoint))
             image = torch.as_tensor(np.asarray(preprocessing(dict(item))["image"]))
             with torch.inference_mode():
                 expected_probs = torch.sigmoid(net(image)).numpy()
@@ -281,7 +297,7 @@ def test_evaluate_lays_out_stage1_beside_fusion(trained, test_data, tmp_path):
     cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file"]
     cmd += [repr([str(CONFIGS / "train.yaml"), str(CONFIGS / "evaluate.yaml")])]
     cmd += ["--bundle_root", str(BUNDLE), "--dataset_dir", str(tmp_path / "test")]
-    cmd += ["--output_dir", str(trained), "--image_size", "64"]
+    cmd += ["--output_dir", str(trained)]  # no network settings: they come from the checkpoint
     result = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ))
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     table = json.loads((trained / "eval" / "table.json").read_text())["columns"]
@@ -312,14 +328,14 @@ def test_predict_with_and_without_fusion(trained, test_data, tmp_path):
     runs = {}
     for name, extra in (("fused", []), ("stage1", ["use_fusion=false"])):
         argv = ["predict", "ich_adjacent_slices", "--checkpoint", checkpoint, "--input", *series]
-        assert cli.main([*argv, "--output", str(tmp_path / name), "image_size=64", *extra]) == 0
+        assert cli.main([*argv, "--output", str(tmp_path / name), *extra]) == 0
         runs[name] = _reports(tmp_path / name)
     assert len(runs["fused"]) == 2
     # MONAI's runner on inference.yaml gives the same reports as the command line
     cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file"]
     cmd += [str(CONFIGS / "inference.yaml"), "--bundle_root", str(BUNDLE)]
     cmd += ["--checkpoint", checkpoint, "--input_files", repr(series)]
-    cmd += ["--output_dir", str(tmp_path / "runner"), "--image_size", "64"]
+    cmd += ["--output_dir", str(tmp_path / "runner")]
     result = subprocess.run(cmd, capture_output=True, text=True)
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     runner = _reports(tmp_path / "runner")

@@ -18,6 +18,7 @@ import torch
 from monai.bundle import ConfigParser, verify_metadata
 
 from ichbundles.bundle import train_bundle
+from ichbundles.bundle.checkpoint import read_checkpoint, read_state_dict
 from ichbundles.bundle.report import validate_report
 from ichbundles.constants import PREPROCESSING_VERSION
 from ichbundles.data.synthetic import generate_dataset
@@ -47,9 +48,10 @@ def data(synthetic_folder) -> Path:
 
 @pytest.fixture(scope="module")
 def trained(data, tmp_path_factory) -> Path:
-    """Phase 1 for 2 epochs, then Phase 2 on its best checkpoint, in one output folder."""
+    """The paper's setting ("any" alone): Phase 1 for 2 epochs, then Phase 2 on its best
+    checkpoint, in one output folder. Phase 2 takes scan_outputs from the checkpoint."""
     out = tmp_path_factory.mktemp("run")
-    _bundle_run(["train.yaml"], data, out, "--epochs", "2")
+    _bundle_run(["train.yaml"], data, out, "--epochs", "2", "--scan_outputs", "1")
     _bundle_run(["train.yaml", "vgpmil.yaml"], data, out)
     return out
 
@@ -60,9 +62,11 @@ def _n_slices(data: Path) -> int:
 
 def test_phase1_writes_loadable_checkpoints(trained):
     net = AttentionMIL(image_size=64)
-    net.load_state_dict(torch.load(trained / "models" / "model.pt", weights_only=True))
+    weights, settings = read_checkpoint(trained / "models" / "model.pt")
+    net.load_state_dict(weights)
+    assert settings["scan_outputs"] == 1 and settings["image_size"] == 64
     last = torch.load(trained / "models" / "checkpoint_last.pt", weights_only=True)
-    assert set(last) == {"network", "optimizer", "trainer", "best_model"}
+    assert set(last) == {"network", "optimizer", "trainer", "best_model", "settings"}
     assert last["trainer"]["iteration"] // last["trainer"]["epoch_length"] == 2
     assert net(torch.rand(2, 5, 3, 64, 64), torch.ones(2, 5, dtype=torch.bool)).shape == (2, 1)
     # one cache for training, validation and Phase 2: every scan once
@@ -134,9 +138,10 @@ def test_evaluate_scores_both_phases_on_held_out_scans(trained, tmp_path):
 
 @pytest.fixture(scope="module")
 def trained6(data, tmp_path_factory) -> Path:
-    """Both stages through ``train_bundle``: six scan outputs, mean pooling (nAL), one epoch."""
+    """Both stages through ``train_bundle``: the default six scan outputs, mean pooling (nAL),
+    one epoch."""
     out = tmp_path_factory.mktemp("run6")
-    overrides = ["image_size=64", "scan_outputs=6", "pooling=mean", "vgpmil_params#max_iter=20"]
+    overrides = ["image_size=64", "pooling=mean", "vgpmil_params#max_iter=20"]
     best = train_bundle("ich_attention_mil", data, out, epochs=1, overrides=overrides)
     assert best == out.resolve() / "models" / "model.pt"
     return out
@@ -146,13 +151,17 @@ def test_train_bundle_runs_both_stages(trained6):
     tmp_path = trained6
     best = tmp_path / "models" / "model.pt"
     net = AttentionMIL(image_size=64, num_outputs=6, pooling="mean")
-    net.load_state_dict(torch.load(best, weights_only=True))
+    net.load_state_dict(read_state_dict(best))
     models, settings = load_vgpmil(tmp_path / "models")
     assert len(models) == 6 and settings["experiment"] == "nAL"
     assert (tmp_path / "models" / "vgpmil_subdural.npz").is_file()
+    # the VGPMILs record the settings of the network whose features they were fitted on
+    recorded = settings["metadata"]["model_settings"]
+    assert recorded == {k: v for k, v in read_checkpoint(best)[1].items() if k != "format"}
+    assert recorded["scan_outputs"] == 6 and recorded["pooling"] == "mean"
     for stage in ("train", "vgpmil"):
         saved = json.loads((tmp_path / f"{stage}_config.json").read_text())
-        assert saved["scan_outputs"] == 6 and saved["resume"] is False
+        assert saved["resume"] is False
     client = mlflow.MlflowClient(f"sqlite:///{tmp_path.resolve()}/mlruns.db")
     (run,) = client.search_runs(
         [client.get_experiment_by_name("ich_attention_mil").experiment_id],
@@ -171,8 +180,9 @@ def test_predict_reports_vgpmil_probabilities_and_attention(trained6, data, tmp_
     series = sorted((data / "dicom").iterdir())[:2]
     checkpoint = trained6 / "models" / "model.pt"
     out = tmp_path / "cli"
+    # no overrides: image size, pooling and outputs come from the checkpoint
     argv = ["predict", "ich_attention_mil", "--checkpoint", str(checkpoint), "--input"]
-    argv += [*map(str, series), "--output", str(out), "image_size=64", "pooling=mean"]
+    argv += [*map(str, series), "--output", str(out)]
     assert cli.main(argv) == 0
     reports = _reports(out)
     assert len(reports) == 2 and json.loads((out / "errors.json").read_text()) == []
@@ -190,7 +200,7 @@ def test_predict_reports_vgpmil_probabilities_and_attention(trained6, data, tmp_
     cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file"]
     cmd += [str(CONFIGS / "inference.yaml"), "--bundle_root", str(BUNDLE)]
     cmd += ["--checkpoint", str(checkpoint), "--input_files", repr([str(p) for p in series])]
-    cmd += ["--output_dir", str(tmp_path / "runner"), "--image_size", "64", "--pooling", "mean"]
+    cmd += ["--output_dir", str(tmp_path / "runner")]
     result = subprocess.run(cmd, capture_output=True, text=True)
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     runner = {r["series"]["series_instance_uid"]: r for r in _reports(tmp_path / "runner")}
@@ -213,6 +223,32 @@ def test_predict_needs_a_vgpmil_for_every_class(trained, data, tmp_path, capsys)
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no VGPMIL for epidural" in err[0] and "scan_outputs=6" in err[0]
     assert not out.exists()
+
+
+def test_vgpmil_of_another_network_or_a_contradicting_override_is_one_line(
+    trained6, data, tmp_path, capsys
+):
+    from ichbundles import cli
+
+    series = str(sorted((data / "dicom").iterdir())[0])
+    models = tmp_path / "models"
+    shutil.copytree(trained6 / "models", models)
+    argv = ["predict", "ich_attention_mil", "--checkpoint", str(models / "model.pt")]
+    argv += ["--output", str(tmp_path / "p")]
+    assert cli.main([*argv, "pooling=attention", "--input", series]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"error: {models / 'model.pt'} was trained with pooling=mean; the override says "
+        "pooling=attention"
+    ]
+    settings = json.loads((models / "vgpmil.json").read_text())
+    settings["metadata"]["model_settings"]["image_size"] = 128
+    (models / "vgpmil.json").write_text(json.dumps(settings))
+    assert cli.main([*argv, "--input", series]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(models / "vgpmil.json") in err[0]
+    assert "features of a network with image_size=128; the model has image_size=64" in err[0]
+    assert not (tmp_path / "p").exists()
 
 
 def test_multi_gpu_config_indices_match_train_yaml():

@@ -15,7 +15,9 @@ import pytest
 import torch
 from monai.bundle import ConfigParser
 
+from ichbundles import cli
 from ichbundles.bundle import train_bundle
+from ichbundles.bundle.checkpoint import FORMAT, read_state_dict
 from ichbundles.bundle.tracking import SafeMLFlowHandler
 from ichbundles.constants import PREPROCESSING_VERSION
 from ichbundles.networks import CNNLSTM
@@ -25,13 +27,31 @@ CONFIGS = BUNDLE / "configs"
 TINY = ["--backbone", "resnet10_tiny", "--hidden", "16", "--image_size", "64"]
 TINY += ["--encoder_warmup_epochs", "1", "--warmup_scans_per_batch", "2"]
 TINY_OVERRIDES = ["backbone=resnet10_tiny", "hidden=16", "image_size=64"]
+#: What a checkpoint trained with TINY carries: not the config's defaults.
+TINY_SETTINGS = {
+    "format": FORMAT,
+    "bundle": "ich_cnn_lstm",
+    "backbone": "resnet10_tiny",
+    "hidden": 16,
+    "lstm_layers": 2,
+    "dropout": 0.0,
+    "image_size": 64,
+    "windows": "adjacent",
+}
 
 
-def _bundle_run(configs: list[str], data: Path, out: Path, *args: str, env: dict | None = None):
+def _bundle_run(
+    configs: list[str],
+    data: Path,
+    out: Path,
+    *args: str,
+    env: dict | None = None,
+    tiny: bool = True,
+):
     files = [str(CONFIGS / c) for c in configs]
     config = files[0] if len(files) == 1 else repr(files)
     cmd = ["-m", "monai.bundle", "run", "--config_file", config, "--bundle_root", str(BUNDLE)]
-    cmd += ["--dataset_dir", str(data), "--output_dir", str(out), *TINY, *args]
+    cmd += ["--dataset_dir", str(data), "--output_dir", str(out), *(TINY if tiny else []), *args]
     return subprocess.run(
         [sys.executable, *cmd], capture_output=True, text=True, env={**os.environ, **(env or {})}
     )
@@ -67,9 +87,13 @@ def trained(data, tmp_path_factory) -> tuple[Path, str]:
 def test_train_writes_loadable_best_and_last_checkpoints(trained):
     out, log = trained
     net = CNNLSTM("resnet10_tiny", hidden=16)
-    net.load_state_dict(torch.load(out / "models" / "model.pt", weights_only=True))
+    best = torch.load(out / "models" / "model.pt", weights_only=True)
+    assert set(best) == {"model", "settings"} and best["settings"] == TINY_SETTINGS
+    net.load_state_dict(best["model"])
     last = torch.load(out / "models" / "checkpoint_last.pt", weights_only=True)
-    assert set(last) == {"network", "optimizer", "lr_scheduler", "trainer", "best_model"}
+    keys = {"network", "optimizer", "lr_scheduler", "trainer", "best_model", "settings"}
+    assert set(last) == keys
+    assert last["settings"] == TINY_SETTINGS
     assert last["best_model"]["best_metric_epoch"] in (1, 2)
     assert _epoch(out / "models" / "checkpoint_last.pt") == 2
     assert "Key metric: val_wll best value" in log
@@ -117,7 +141,8 @@ def test_resume_continues_from_last_checkpoint(trained, data):
 
 def test_evaluate_writes_predictions_and_metrics(trained, test_data):
     out, _ = trained
-    _ok(_bundle_run(["train.yaml", "evaluate.yaml"], test_data, out))
+    # no network settings given: they come from the checkpoint
+    _ok(_bundle_run(["train.yaml", "evaluate.yaml"], test_data, out, tiny=False))
     predictions = pd.read_csv(out / "eval" / "predictions.csv")
     labels = pd.read_csv(test_data / "labels.csv")
     assert sorted(predictions["ID"]) == sorted(labels["ID"])
@@ -155,7 +180,7 @@ def test_two_process_gloo_training(data, tmp_path):
     log = _ok(subprocess.run([*cmd, "--epochs", "1"], capture_output=True, text=True))
     assert "MLflow tracking disabled" not in log
     net = CNNLSTM("resnet10_tiny", hidden=16)
-    net.load_state_dict(torch.load(tmp_path / "models" / "model.pt", weights_only=True))
+    net.load_state_dict(read_state_dict(tmp_path / "models" / "model.pt"))
     assert _epoch(tmp_path / "models" / "checkpoint_last.pt") == 1
     # resumed on two processes: the record covers both epochs
     resumed = [*cmd, "--epochs", "2", "--resume", "True"]
@@ -188,3 +213,22 @@ def test_train_bundle_by_name(data, tmp_path):
     (run,) = client.search_runs([client.get_experiment_by_name("ich_cnn_lstm").experiment_id])
     artifacts = [a.path for a in client.list_artifacts(run.info.run_id)]
     assert "train_config.json" in artifacts and run.data.params["batch_size"] == "3"
+
+
+def test_a_trained_model_predicts_with_no_overrides(trained, test_data, tmp_path, capsys):
+    """Trained at 64 px with resnet10_tiny and hidden 16 (none of them the defaults), the model
+    brings its settings: predict needs no overrides, and a contradicting one is one line."""
+    out, _ = trained
+    series = [str(p) for p in sorted((test_data / "dicom").iterdir())[:2]]
+    for name in ("model.pt", "checkpoint_last.pt"):
+        argv = ["predict", "ich_cnn_lstm", "--checkpoint", str(out / "models" / name)]
+        assert cli.main([*argv, "--output", str(tmp_path / name), "--input", *series]) == 0
+        assert len(list((tmp_path / name).glob("*.json"))) == 3  # 2 reports and errors.json
+    capsys.readouterr()
+    checkpoint = out / "models" / "model.pt"
+    argv = ["predict", "ich_cnn_lstm", "--checkpoint", str(checkpoint), "image_size=128"]
+    assert cli.main([*argv, "--output", str(tmp_path / "no"), "--input", *series]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: {checkpoint} was trained with image_size=64; the override says image_size=128"
+    ]
+    assert not (tmp_path / "no").exists()
