@@ -46,6 +46,7 @@ __all__ = [
     "PackagedModel",
     "apply_checkpoint_settings",
     "check_settings",
+    "init_checkpoint",
     "load_weights",
     "package_model",
     "read_checkpoint",
@@ -245,6 +246,22 @@ def _check_bundle(checkpoint: str | os.PathLike, trained: Mapping[str, Any], bun
             f"{checkpoint}: a checkpoint of {trained.get('bundle')}, not of {bundle}; give a "
             f"model trained with bundle {bundle}"
         )
+
+
+def init_checkpoint(init_from: str | os.PathLike | None) -> str | None:
+    """The model a training starts from (``init_from`` of a single-stage bundle's train.yaml).
+
+    Args:
+        init_from: a checkpoint file (a shipped ``models/model.pt``, say), an earlier
+            ``ichbundles train`` output folder (its ``models/model.pt``), or ``None``.
+
+    Returns:
+        The checkpoint file, or ``None`` for none.
+    """
+    if init_from is None:
+        return None
+    path = Path(init_from)
+    return str(path if path.is_file() else path / SHIPPED_MODEL)
 
 
 def check_settings(

@@ -343,6 +343,9 @@ def _check_init_from(parser: ConfigParser, split: Mapping[str, Any]) -> None:
     init_from = parser.get("init_from")
     if not init_from:
         return
+    if Path(init_from).is_file():
+        # a model file (a shipped model) records no split: its provenance is in its docs
+        return
     earlier = Path(init_from) / PROGRESS_FILE
     if not earlier.is_file():
         raise ValueError(f"init_from: no {earlier}; give an `ichbundles train` output folder")

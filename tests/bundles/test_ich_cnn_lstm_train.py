@@ -232,3 +232,39 @@ def test_a_trained_model_predicts_with_no_overrides(trained, test_data, tmp_path
         f"error: {checkpoint} was trained with image_size=64; the override says image_size=128"
     ]
     assert not (tmp_path / "no").exists()
+
+
+def _start_weights(data: Path, out: Path, **settings) -> dict[str, torch.Tensor]:
+    """The network's weights after train.yaml's ``initialize``, before any training step."""
+    parser = ConfigParser()
+    parser.read_config(str(CONFIGS / "train.yaml"))
+    tiny = dict(zip(TINY[::2], TINY[1::2], strict=True))
+    parser.update({k.removeprefix("--"): v for k, v in tiny.items()})
+    parser.update({"bundle_root": str(BUNDLE), "dataset_dir": str(data), "output_dir": str(out)})
+    parser.update({"hidden": 16, "image_size": 64, "encoder_warmup_epochs": 1, **settings})
+    parser.get_parsed_content("initialize")
+    return {k: v.clone() for k, v in parser.get_parsed_content("network").state_dict().items()}
+
+
+@pytest.mark.parametrize("form", ["file", "folder"])
+def test_init_from_starts_from_a_models_weights(trained, data, tmp_path, form):
+    out, _ = trained
+    init_from = out / "models" / "model.pt" if form == "file" else out
+    started = _start_weights(data, tmp_path / "a", init_from=str(init_from))
+    expected = read_state_dict(out / "models" / "model.pt")
+    assert started.keys() == expected.keys()
+    for key, value in expected.items():
+        torch.testing.assert_close(started[key], value, rtol=0, atol=0)
+    fresh = _start_weights(data, tmp_path / "b")
+    assert any(not torch.equal(fresh[k], expected[k]) for k in expected if expected[k].dim() > 1)
+
+
+def test_init_from_a_model_of_other_settings_fails_in_one_line(trained, data, tmp_path):
+    out, _ = trained
+    checkpoint = out / "models" / "model.pt"
+    with pytest.raises(RuntimeError) as raised:
+        _start_weights(data, tmp_path, init_from=str(checkpoint), image_size=96)
+    message = str(raised.value.__cause__ or raised.value)
+    assert f"{checkpoint} was trained with image_size=64; this training says image_size=96" in (
+        message
+    )
