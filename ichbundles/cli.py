@@ -268,8 +268,11 @@ def _parser() -> argparse.ArgumentParser:
         choices=QUIRK_CHOICES,
         help="archive quirks to write, or 'all': " + ", ".join(QUIRKS),
     )
-    synth.add_argument("--thin", action="store_true", help="thin slices (0.625-2.5 mm, up to 320)")
-    synth.add_argument(
+    thickness = synth.add_mutually_exclusive_group()
+    thickness.add_argument(
+        "--thin", action="store_true", help="thin slices (0.625-2.5 mm, up to 320)"
+    )
+    thickness.add_argument(
         "--thin-fraction",
         type=float,
         default=0.0,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pydicom.data
@@ -27,3 +28,18 @@ def pydicom_file():
         raise FileNotFoundError(name)
 
     return find
+
+
+@pytest.fixture
+def root_logging():
+    """Restore the root logger after a test that runs a stage under ``capsys``.
+
+    ``monai.bundle run`` applies the bundle's ``logging.conf``, whose handler writes to the
+    ``sys.stdout`` of that moment: ``capsys``'s stream, closed when the test ends. Left in
+    place, it turns every later log record of the worker into a "Logging error".
+    """
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)

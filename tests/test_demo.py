@@ -74,7 +74,7 @@ def _check_part2(paths: dict[str, Path], printed: str) -> None:
 
 
 @pytest.mark.parametrize("with_model", [True, False], ids=["shipped-model", "no-model"])
-def test_demo(tmp_path, capsys, with_model):
+def test_demo(tmp_path, capsys, root_logging, with_model):
     paths, printed = _run(tmp_path, with_model, capsys)
     _check_part2(paths, printed)
     if not with_model:

@@ -445,6 +445,7 @@ def package_model(
     os.close(fd)
     try:
         torch.save({"model": weights, "settings": carried}, tmp)
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would keep other users of an install from reading it
         os.replace(tmp, dst)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -38,8 +38,12 @@ def _shared_dir(name: str) -> Path:
                 "ich-bundles as plain files (pip install, not a zipped package)"
             )
         return installed.resolve()
-    # Source checkout or editable install: the folder beside the package, in the repository.
-    return Path(str(package)).resolve().parent / name
+    # Source checkout or editable install: the folder beside the package, in the repository
+    # (never a folder of that name beside an installed package in site-packages).
+    repository = Path(str(package)).resolve().parent
+    if not (repository / "pyproject.toml").is_file():
+        return Path(str(installed))  # not shipped (an optional folder): absent
+    return repository / name
 
 
 #: The bundles: the repository's ``bundles/``, or the installed package's copy of it.

@@ -192,7 +192,8 @@ def scan_picture(
         ``path``.
 
     Raises:
-        ValueError: a tilted scan (rendered differently from its seed alone), or a report whose
+        ValueError: a tilted or stressed scan (rendered differently from its seed alone), or a
+            report whose
             slices do not lie on the re-rendered scan's.
     """
     import matplotlib
@@ -202,6 +203,8 @@ def scan_picture(
 
     if "tilt" in record.get("quirks", ()):
         raise ValueError(f"{record['scan_id']}: tilted scans are not re-rendered for pictures")
+    if "factors" in record:  # a robustness set: its stress is not in the scan's record
+        raise ValueError(f"{record['scan_id']}: stressed scans are not re-rendered for pictures")
     scan = make_scan(int(record["seed"]), size, bool(record["thin"]))
     rendered = rendered_index(scan, [s["z_mm"] for s in report["slices"]])
     p_any = np.array([s["probabilities"]["any"] for s in report["slices"]])

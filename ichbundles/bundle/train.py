@@ -265,7 +265,7 @@ def _train_runs(
         "finished": [],
         "parent_run_id": None,
     }
-    _check_init_from(parent, split)
+    _check_init_from(parent, split, single_run=len(runs) == 1)
     if resume and progress_file.is_file():
         progress = json.loads(progress_file.read_text())
         if progress.get("bundle") != root.name or progress.get("split") != split:
@@ -330,23 +330,39 @@ def _train_runs(
     return best
 
 
-def _check_init_from(parser: ConfigParser, split: Mapping[str, Any]) -> None:
+def _check_init_from(
+    parser: ConfigParser, split: Mapping[str, Any], single_run: bool = True
+) -> None:
     """Refuse an ``init_from`` run trained on another split.
 
     Its models would have trained on scans that are validation scans here, or, for fold
-    models, on the scans they are to describe.
+    models, on the scans they are to describe. A bundle of one run may start from a model file
+    instead (a shipped ``models/model.pt``).
+
+    Args:
+        parser: the first stage's config.
+        split: this training's split settings.
+        single_run: whether the bundle trains one run (one model).
 
     Raises:
-        ValueError: ``init_from`` is not an ``ichbundles train`` output folder, or its
-            ``training_stages.json`` records other split settings.
+        ValueError: ``init_from`` is not an ``ichbundles train`` output folder (or, for one
+            run, a model file), or its ``training_stages.json`` records other split settings.
     """
     init_from = parser.get("init_from")
     if not init_from:
         return
-    if Path(init_from).is_file():
-        # a model file (a shipped model) records no split: its provenance is in its docs
-        return
     earlier = Path(init_from) / PROGRESS_FILE
+    if Path(init_from).is_file():
+        if not single_run:
+            raise ValueError(
+                f"init_from: {init_from} is a file; this bundle trains several stages, each "
+                "from its own model: give an `ichbundles train` output folder"
+            )
+        # RUN/models/model.pt is checked as its run; a shipped model records no split (its
+        # docs give its provenance)
+        earlier = Path(init_from).parents[1] / PROGRESS_FILE
+        if not earlier.is_file():
+            return
     if not earlier.is_file():
         raise ValueError(f"init_from: no {earlier}; give an `ichbundles train` output folder")
     recorded = json.loads(earlier.read_text()).get("split")

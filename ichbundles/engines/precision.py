@@ -29,12 +29,14 @@ PRECISIONS = ("auto", "bfloat16", "float32")
 def bf16_supported(device: str | torch.device) -> bool:
     """Whether ``device`` runs bfloat16 matmuls and convolutions natively (fast).
 
-    CUDA: compute capability 8.0 or newer. CPU: AMX tiles or AVX-512 BF16; elsewhere bfloat16
-    is emulated and slower than float32.
+    Args:
+        device: a CUDA device (native from compute capability 8.0) or the CPU (native with AMX
+            tiles or AVX-512 BF16); elsewhere bfloat16 is emulated and slower than float32.
     """
     device = torch.device(device)
     if device.type == "cuda":
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        # is_bf16_supported() also counts emulation (V100, T4), which is slower than float32
+        return torch.cuda.is_available() and torch.cuda.get_device_capability(device)[0] >= 8
     if device.type == "cpu":
         # private but stable helpers; absent in some builds, which then count as unsupported
         checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")

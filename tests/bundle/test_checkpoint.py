@@ -261,6 +261,7 @@ def test_packaged_float16_model_predicts_like_float32(checkpoint, series, refere
     assert shipped.sha256 == file_sha256(shipped.path)
     assert shipped.size_bytes == shipped.path.stat().st_size < checkpoint.stat().st_size
     assert [p.name for p in shipped.path.parent.iterdir()] == ["model.pt"]  # no temporary left
+    assert shipped.path.stat().st_mode & 0o644 == 0o644  # readable by every user of an install
     weights, settings = read_checkpoint(shipped.path)
     assert settings == read_checkpoint(checkpoint)[1]
     assert {v.dtype for v in weights.values() if v.is_floating_point()} == {torch.float16}

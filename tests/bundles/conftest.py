@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import pytest
@@ -20,18 +19,3 @@ def synthetic_folder(tmp_path_factory):
         return out
 
     return make
-
-
-@pytest.fixture
-def root_logging():
-    """Restore the root logger after a test that runs a stage under ``capsys``.
-
-    ``monai.bundle run`` applies the bundle's ``logging.conf``, whose handler writes to the
-    ``sys.stdout`` of that moment: ``capsys``'s stream, closed when the test ends. Left in
-    place, it turns every later log record of the worker into a "Logging error".
-    """
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)

@@ -227,6 +227,8 @@ def test_init_from_starts_each_stage_from_its_own_earlier_weights(
         (False, [], "training_stages.json; give an `ichbundles train` output folder"),
         # another split: its models trained on this run's validation scans
         (True, ["val_fraction=0.5"], "training_stages.json: init_from was trained with"),
+        # a model file: each of the stages starts from a model of its own
+        ("file", [], "is a file; this bundle trains several stages"),
     ],
 )
 def test_unusable_init_from_exits_2_before_training(
@@ -236,6 +238,8 @@ def test_unusable_init_from_exits_2_before_training(
     earlier.mkdir()
     if progress:
         shutil.copy(trained / "training_stages.json", earlier)
+    if progress == "file":
+        earlier = trained / "models" / "model.pt"
     argv = ["train", "ich_adjacent_slices", "--data", str(data), "--output", str(tmp_path / "o")]
     overrides = [*TINY, "folds=2", "tracking_enabled=False", f"init_from={earlier}", *extra]
     assert cli.main([*argv, "--epochs", "1", *overrides]) == 2

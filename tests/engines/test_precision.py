@@ -89,3 +89,14 @@ def _copy_contiguous(net: _Net) -> _Net:
     copy = _Net()
     copy.load_state_dict(net.state_dict())
     return copy
+
+
+@pytest.mark.parametrize(
+    ("capability", "native"), [((7, 0), False), ((8, 0), True), ((9, 0), True)]
+)
+def test_cuda_bfloat16_counts_only_native_support(monkeypatch, capability, native):
+    # V100 and T4 (7.x) emulate bfloat16: slower than float32, so `auto` keeps float32 there
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    assert bf16_supported("cuda:0") == native
+    assert resolve_precision("auto", "cuda:0") == (torch.bfloat16 if native else torch.float32)
