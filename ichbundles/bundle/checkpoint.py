@@ -217,6 +217,9 @@ def trained_settings(checkpoint: str | os.PathLike) -> dict[str, Any]:
     Used as ``trained_settings: "$ichbundles.bundle.checkpoint.trained_settings(@checkpoint)"``
     with ``image_size: "$@trained_settings.get('image_size', 256)"``.
 
+    Args:
+        checkpoint: the checkpoint file the config will load.
+
     Returns:
         The settings; empty when the checkpoint carries none or does not exist (yet), so a
         config can be parsed, and its network built, without a model.
@@ -347,6 +350,10 @@ def load_weights(
     Floating-point tensors are converted to the network's dtypes (a float16 shipped model loads
     into a float32 network).
 
+    Args:
+        network: the module to load into.
+        checkpoint: a checkpoint file, or a state dict already read.
+
     Returns:
         ``network``.
 
@@ -371,6 +378,9 @@ def load_weights(
 
 def shipped_checkpoint(bundle: str | os.PathLike) -> Path:
     """The trained model a bundle ships, ``<bundle>/models/model.pt``.
+
+    Args:
+        bundle: bundle name or folder.
 
     Raises:
         BundleNotFoundError: no such bundle.

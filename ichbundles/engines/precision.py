@@ -113,6 +113,14 @@ def place_network(
 
     Channels-last convolutions ran about 4x faster than contiguous ones on the project's CPUs
     (oneDNN's preferred layout); 2D weights (linear, LSTM) are unaffected.
+
+    Args:
+        network: the module to move.
+        device: the target device.
+        channels_last: lay 4D (convolution) weights out channels-last.
+
+    Returns:
+        ``network``, moved.
     """
     if channels_last:
         return network.to(device=device, memory_format=torch.channels_last)
